@@ -2,7 +2,7 @@
  * mg_event.h — the typed event model shared by every stage.
  *
  * An event is one authentication, usage or external-signal record (the
- * records of schemas/*.avsc; DESIGN.md "Input events"). Ingest fills one from
+ * records in schemas/X.avsc; DESIGN.md "Input events"). Ingest fills one from
  * Avro, `mintgate produce` and `replay` from a JSON line; scoring reads it.
  *
  * Design: a struct mg_event owns all its strings in a fixed arena inside the

@@ -1,0 +1,3 @@
+/*
+ * mg_config.c — placeholder; the table-driven YAML loader lands next.
+ */
