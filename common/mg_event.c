@@ -580,7 +580,11 @@ mg_err_t mg_event_from_json(struct mg_event *ev, const char *line, size_t len,
                                  len, MG_EVENT_JSON_MAX);
                 goto out;
         }
-        root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+        /* JSON_DECODE_ANY: a scalar line parses, and is then refused below
+         * with a clearer message than jansson's. */
+        root = json_loadb(line, len,
+                          JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL |
+                                  JSON_DECODE_ANY,
                           &jerr);
         if (!root) {
                 err = mg_err_set(MG_ERR_INVALID, errstr, errstr_size,
