@@ -1,0 +1,435 @@
+/*
+ * cmd_dev.c — `mintgate dev`: the whole pipeline on the embedded default.
+ *
+ * Starts, in one process tree: the embedded Kafka-protocol broker
+ * (in-process), a redis-server from Debian's package on a free loopback
+ * port in a temporary directory, then produces demo traffic (a few
+ * identities of different kinds, with a small share of messages damaged on
+ * purpose so the dead-letter path shows) through the same code as
+ * `mintgate produce`, and consumes it through the ingest stage, printing
+ * what it decodes and dead-letters.
+ *
+ * On a terminal it keeps running after the demo, so other commands (kcat,
+ * `mintgate produce --brokers ...`) can use the stack, until Ctrl-C. Without
+ * a terminal (scripts, CI) it stops when the demo is done.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "mg_broker.h"
+#include "mg_log.h"
+
+/* Events the dev sink prints one by one before it only counts. */
+#define DEV_PRINT_MAX 24
+
+/* A child redis-server. */
+struct dev_redis {
+        pid_t pid;          /* child process, 0 when not started */
+        int port;           /* loopback port */
+        char dir[64];       /* temporary working directory */
+};
+
+/* What the dev sink has seen. */
+struct dev_sink {
+        uint64_t printed;   /* events printed */
+        uint64_t seen;      /* events delivered */
+};
+
+static struct mg_ingest *volatile dev_ingest;
+static volatile sig_atomic_t dev_stop;
+
+static void dev_on_signal(int sig) {
+        (void)sig;
+        dev_stop = 1;
+        if (dev_ingest)
+                mg_ingest_stop(dev_ingest);
+}
+
+static int free_port(void) {
+        struct sockaddr_in sin;
+        socklen_t slen = sizeof(sin);
+        int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+        if (fd < 0)
+                return -1;
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sin, &slen) == 0)
+                port = ntohs(sin.sin_port);
+        close(fd);
+        return port;
+}
+
+/* Send PING, expect +PONG: the server is ready. */
+static int redis_ping(int port) {
+        struct sockaddr_in sin;
+        char buf[16];
+        int fd = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+        ssize_t n;
+
+        if (fd < 0)
+                return 0;
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons((uint16_t)port);
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+            write(fd, "PING\r\n", 6) == 6 && (n = read(fd, buf, 7)) > 0)
+                ok = n >= 5 && !memcmp(buf, "+PONG", 5);
+        close(fd);
+        return ok;
+}
+
+static int dev_redis_start(struct dev_redis *rd) {
+        char port[16], logfile[128];
+        int i;
+
+        snprintf(rd->dir, sizeof(rd->dir), "/tmp/mintgate-dev-XXXXXX");
+        if (!mkdtemp(rd->dir)) {
+                fprintf(stderr, "mintgate dev: mkdtemp: %s\n",
+                        strerror(errno));
+                return -1;
+        }
+        if ((rd->port = free_port()) < 0) {
+                fprintf(stderr, "mintgate dev: no free port for Redis\n");
+                return -1;
+        }
+        snprintf(port, sizeof(port), "%d", rd->port);
+        snprintf(logfile, sizeof(logfile), "%s/redis.log", rd->dir);
+        rd->pid = fork();
+        if (rd->pid < 0) {
+                fprintf(stderr, "mintgate dev: fork: %s\n", strerror(errno));
+                rd->pid = 0;
+                return -1;
+        }
+        if (rd->pid == 0) {
+                execlp("redis-server", "redis-server", "--port", port,
+                       "--bind", "127.0.0.1", "--dir", rd->dir, "--save", "",
+                       "--appendonly", "no", "--logfile", logfile,
+                       (char *)NULL);
+                fprintf(stderr,
+                        "mintgate dev: cannot run redis-server (%s); "
+                        "run deploy/install-deps.sh\n",
+                        strerror(errno));
+                _exit(127);
+        }
+        for (i = 0; i < 100; i++) { /* 5 s at most */
+                int status;
+
+                if (redis_ping(rd->port))
+                        return 0;
+                if (waitpid(rd->pid, &status, WNOHANG) == rd->pid) {
+                        rd->pid = 0;
+                        fprintf(stderr, "mintgate dev: redis-server exited; "
+                                        "see its log above\n");
+                        return -1;
+                }
+                usleep(50 * 1000);
+        }
+        fprintf(stderr, "mintgate dev: redis-server did not answer PING\n");
+        return -1;
+}
+
+static void dev_redis_stop(struct dev_redis *rd) {
+        char path[128];
+
+        if (rd->pid > 0) {
+                kill(rd->pid, SIGTERM);
+                waitpid(rd->pid, NULL, 0);
+                rd->pid = 0;
+        }
+        if (rd->dir[0]) {
+                snprintf(path, sizeof(path), "%s/redis.log", rd->dir);
+                unlink(path);
+                rmdir(rd->dir);
+        }
+}
+
+/* Demo traffic: a CI runner that deploys during working hours, a steady
+ * service account, an AI agent, and a burst of failures plus a leaked
+ * secret for one identity. Written as JSON lines, the public input form. */
+static FILE *dev_demo_traffic(int64_t now_ms) {
+        static const struct {
+                const char *identity, *kind, *client, *ip, *resource,
+                        *scope;
+        } ids[] = {
+                {"spiffe://corp/ci/deployer", "ci_runner", "gh-actions",
+                 "203.0.113.7", "api://deploy", "deploy:write"},
+                {"svc-billing-sync", "service_account", "billing",
+                 "10.20.0.15", "api://ledger", "ledger:read"},
+                {"agent://support-copilot", "ai_agent", "copilot-gw",
+                 "198.51.100.20", "api://tickets", "tickets:write"},
+        };
+        FILE *fp = tmpfile();
+        int i, j, n = 0;
+
+        if (!fp)
+                return NULL;
+        for (i = 0; i < 60; i++) {
+                for (j = 0; j < 3; j++) {
+                        int64_t ts = now_ms - (60 - i) * 60000LL + j * 1000;
+
+                        fprintf(fp,
+                                "{\"type\":\"auth\",\"event_id\":\"a-%d\","
+                                "\"ts\":%" PRId64 ",\"identity\":\"%s\","
+                                "\"identity_kind\":\"%s\",\"client_id\":\"%s\","
+                                "\"source_ip\":\"%s\",\"user_agent\":"
+                                "\"demo/1.0\",\"auth_method\":\"jwt_svid\","
+                                "\"grant_type\":\"client_credentials\","
+                                "\"audience\":\"%s\",\"scopes\":[\"%s\"],"
+                                "\"outcome\":\"success\",\"token_id\":"
+                                "\"t-%d\"}\n",
+                                n, ts, ids[j].identity, ids[j].kind,
+                                ids[j].client, ids[j].ip, ids[j].resource,
+                                ids[j].scope, n);
+                        fprintf(fp,
+                                "{\"type\":\"usage\",\"event_id\":\"u-%d\","
+                                "\"ts\":%" PRId64 ",\"identity\":\"%s\","
+                                "\"token_id\":\"t-%d\",\"resource\":\"%s\","
+                                "\"action\":\"POST /v1/items\",\"scope\":"
+                                "\"%s\",\"source_ip\":\"%s\",\"status\":201,"
+                                "\"bytes\":%d}\n",
+                                n, ts + 250, ids[j].identity, n,
+                                ids[j].resource, ids[j].scope, ids[j].ip,
+                                512 + 17 * i);
+                        n++;
+                }
+        }
+        for (i = 0; i < 5; i++)
+                fprintf(fp,
+                        "{\"type\":\"auth\",\"event_id\":\"f-%d\",\"ts\":"
+                        "%" PRId64 ",\"identity\":\"svc-billing-sync\","
+                        "\"client_id\":\"billing\",\"source_ip\":"
+                        "\"192.0.2.66\",\"auth_method\":\"client_secret\","
+                        "\"grant_type\":\"client_credentials\",\"scopes\":"
+                        "[\"ledger:admin\"],\"outcome\":\"failure\","
+                        "\"failure_reason\":\"invalid_client\"}\n",
+                        i, now_ms - 30000 + i * 1000);
+        fprintf(fp,
+                "{\"type\":\"signal\",\"event_id\":\"s-1\",\"ts\":%" PRId64
+                ",\"identity\":\"svc-billing-sync\",\"kind\":"
+                "\"secret_exposed\",\"severity\":90,\"source\":"
+                "\"secret-scanner\",\"detail\":\"client secret found in a "
+                "public repository\"}\n",
+                now_ms - 5000);
+        rewind(fp);
+        return fp;
+}
+
+static mg_err_t dev_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
+                               char *errstr, size_t errstr_size) {
+        struct dev_sink *ds = opaque;
+        size_t i, n = mg_ingest_batch_count(batch);
+
+        for (i = 0; i < n; i++) {
+                const struct mg_event *ev = mg_ingest_batch_event(batch, i);
+                char ts[32];
+
+                ds->seen++;
+                if (ds->printed >= DEV_PRINT_MAX)
+                        continue;
+                ds->printed++;
+                mg_time_format_rfc3339(ev->ts_ms, ts, sizeof(ts));
+                printf("  %-6s %s  %-28s ", mg_event_type_names[ev->type], ts,
+                       ev->identity);
+                switch (ev->type) {
+                case MG_EVENT_AUTH:
+                        printf("%s from %s via %s: %s\n", ev->u.auth.client_id,
+                               ev->u.auth.source_ip,
+                               mg_grant_type_names[ev->u.auth.grant_type],
+                               mg_auth_outcome_names[ev->u.auth.outcome]);
+                        break;
+                case MG_EVENT_USAGE:
+                        printf("%s %s -> %d\n", ev->u.usage.action,
+                               ev->u.usage.resource, ev->u.usage.status);
+                        break;
+                default:
+                        printf("%s (severity %d) from %s\n",
+                               mg_signal_kind_names[ev->u.signal.kind],
+                               ev->u.signal.severity, ev->u.signal.source);
+                        break;
+                }
+                if (ds->printed == DEV_PRINT_MAX)
+                        printf("  ... (further events counted, not "
+                               "printed)\n");
+        }
+        fflush(stdout);
+        (void)errstr;
+        (void)errstr_size;
+        return MG_OK;
+}
+
+static void dev_usage(FILE *fp) {
+        fprintf(fp,
+                "Usage: mintgate dev [options]\n\n"
+                "Starts the embedded broker, a local redis-server and the "
+                "pipeline, sends demo\ntraffic and shows what happens. On a "
+                "terminal it keeps running until Ctrl-C;\notherwise it stops "
+                "after the demo.\n\n" CLI_COMMON_HELP
+                "  -p, --port PORT       broker bootstrap port (default: a "
+                "free one)\n"
+                "      --stay            keep running after the demo even "
+                "without a terminal\n");
+}
+
+int cmd_dev_main(int argc, char **argv) {
+        static const struct option longopts[] = {
+                CLI_COMMON_LONGOPTS,
+                {"port", required_argument, NULL, 'p'},
+                {"stay", no_argument, NULL, 's'},
+                {NULL, 0, NULL, 0}};
+        static const char *const topics[] = {"mg.auth", "mg.usage",
+                                             "mg.signals", "mg.dlq",
+                                             "mg.decisions"};
+        struct mg_broker_opts bopts = {"127.0.0.1", 0, topics, 5, 4};
+        struct cli_produce_opts popts;
+        struct cli_produce_result pres;
+        struct mg_ingest_run_opts ropts = {1500, 0};
+        struct dev_sink dsink = {0, 0};
+        struct mg_ingest_sink sink = {dev_deliver_cb, &dsink};
+        struct dev_redis rd;
+        struct mg_ingest_stats st;
+        struct cli_common common;
+        struct cli_conf cc;
+        struct mg_broker *broker = NULL;
+        struct mg_ingest *ing = NULL;
+        FILE *demo = NULL;
+        char errstr[512], *end;
+        int c, r, rc = MG_EXIT_FAILURE, stay = isatty(STDIN_FILENO), i;
+        long v;
+
+        memset(&common, 0, sizeof(common));
+        memset(&rd, 0, sizeof(rd));
+        while ((c = getopt_long(argc, argv, "c:b:p:h", longopts, NULL)) !=
+               -1) {
+                if ((r = cli_common_opt(&common, c, optarg)) < 0)
+                        return MG_EXIT_USAGE;
+                if (r)
+                        continue;
+                switch (c) {
+                case 'h':
+                        dev_usage(stdout);
+                        return MG_EXIT_OK;
+                case 'p':
+                        v = strtol(optarg, &end, 10);
+                        if (*end || v < 0 || v > 65535) {
+                                fprintf(stderr,
+                                        "mintgate dev: --port %s: not a port "
+                                        "number\n",
+                                        optarg);
+                                return MG_EXIT_USAGE;
+                        }
+                        bopts.port = (int)v;
+                        break;
+                case 's':
+                        stay = 1;
+                        break;
+                default:
+                        dev_usage(stderr);
+                        return MG_EXIT_USAGE;
+                }
+        }
+        if (common.brokers) {
+                fprintf(stderr, "mintgate dev: --brokers: dev runs its own "
+                                "broker (see --port)\n");
+                return MG_EXIT_USAGE;
+        }
+        if ((r = cli_conf_load(&cc, &common, "dev")))
+                return r;
+        cli_signals_handle(dev_on_signal);
+
+        if (mg_broker_new(&bopts, &broker, errstr, sizeof(errstr))) {
+                fprintf(stderr, "mintgate dev: broker: %s\n", errstr);
+                goto out;
+        }
+        if (mg_conf_set(cc.conf, "kafka.bootstrap.servers",
+                        mg_broker_bootstrap(broker), errstr,
+                        sizeof(errstr))) {
+                fprintf(stderr, "mintgate dev: %s\n", errstr);
+                goto out;
+        }
+        printf("mintgate dev\n"
+               "  broker  %s  (embedded, in-memory; topics mg.auth "
+               "mg.usage mg.signals mg.dlq mg.decisions)\n",
+               mg_broker_bootstrap(broker));
+        if (dev_redis_start(&rd))
+                goto out;
+        printf("  redis   127.0.0.1:%d  (redis-server in %s)\n\n", rd.port,
+               rd.dir);
+
+        if (!(demo = dev_demo_traffic(mg_time_now_ms()))) {
+                fprintf(stderr, "mintgate dev: tmpfile: %s\n",
+                        strerror(errno));
+                goto out;
+        }
+        memset(&popts, 0, sizeof(popts));
+        popts.framing = MG_AVRO_SINGLE_OBJECT;
+        popts.corrupt_rate = 0.02; /* show the dead-letter path */
+        popts.corrupt_seed = 7;
+        popts.quiet = 1;
+        if (cli_produce(&cc, demo, &popts, &pres) != MG_EXIT_OK)
+                goto out;
+        printf("demo traffic: %" PRIu64 " events produced (%" PRIu64
+               " damaged on purpose)\n\ningest (decoded events):\n",
+               pres.sent, pres.damaged);
+        fflush(stdout);
+
+        if (mg_ingest_new(&cc.ingest, &sink, &ing, errstr, sizeof(errstr))) {
+                fprintf(stderr, "mintgate dev: ingest: %s\n", errstr);
+                goto out;
+        }
+        dev_ingest = ing;
+        if (stay)
+                ropts.idle_exit_ms = 0;
+        if (!dev_stop && stay)
+                printf("  (running; Ctrl-C to stop. Produce more with: "
+                       "mintgate produce --brokers %s FILE)\n",
+                       mg_broker_bootstrap(broker));
+        if (!dev_stop &&
+            mg_ingest_run(ing, &ropts, errstr, sizeof(errstr))) {
+                fprintf(stderr, "mintgate dev: ingest: %s\n", errstr);
+                goto out;
+        }
+        mg_ingest_stats_get(ing, &st);
+        printf("\nsummary: consumed %" PRIu64 ", decoded %" PRIu64
+               " (auth %" PRIu64 ", usage %" PRIu64 ", signal %" PRIu64
+               "), dead-lettered %" PRIu64,
+               st.consumed, st.delivered, st.by_type[MG_EVENT_AUTH],
+               st.by_type[MG_EVENT_USAGE], st.by_type[MG_EVENT_SIGNAL],
+               st.dead_lettered);
+        for (i = 0; i < MG_ERR__CNT; i++)
+                if (st.dlq_by_err[i])
+                        printf(" %s=%" PRIu64, mg_err_name(i),
+                               st.dlq_by_err[i]);
+        printf(" -> %s\n", cc.ingest.topic_dlq);
+        rc = st.consumed == pres.sent ? MG_EXIT_OK : MG_EXIT_FAILURE;
+        if (rc)
+                fprintf(stderr,
+                        "mintgate dev: %" PRIu64 " produced but %" PRIu64
+                        " consumed\n",
+                        pres.sent, st.consumed);
+out:
+        dev_ingest = NULL;
+        mg_ingest_destroy(ing);
+        if (demo)
+                fclose(demo);
+        dev_redis_stop(&rd);
+        mg_broker_destroy(broker);
+        cli_conf_free(&cc);
+        return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * mintgate.c — the `mintgate` command: one binary, one subcommand per stage
+ * (DESIGN.md "The mintgate command"). This file only dispatches.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+        const char *name;
+        int (*main_cb)(int argc, char **argv);
+        const char *summary;
+} cli_cmds[] = {
+        {"broker", cmd_broker_main,
+         "embedded Kafka-protocol broker for development and tests"},
+        {"produce", cmd_produce_main,
+         "JSON-lines events -> Avro -> Kafka, keyed by identity"},
+        {"ingest", cmd_ingest_main,
+         "consume, decode and validate events; print or count them"},
+        {"dev", cmd_dev_main,
+         "everything on the embedded default, with demo traffic"},
+        {"config", cmd_config_main,
+         "configuration reference (config reference) and checks"},
+};
+
+#define CLI_CMD_CNT (sizeof(cli_cmds) / sizeof(*cli_cmds))
+
+static void usage(FILE *fp) {
+        size_t i;
+
+        fprintf(fp,
+                "mintgate — token issuance checkpoint for non-human "
+                "identities\n\n"
+                "Usage: mintgate <command> [options]\n\nCommands:\n");
+        for (i = 0; i < CLI_CMD_CNT; i++)
+                fprintf(fp, "  %-10s %s\n", cli_cmds[i].name,
+                        cli_cmds[i].summary);
+        fprintf(fp,
+                "\n`mintgate <command> --help` describes a command; "
+                "`mintgate config reference` lists every configuration "
+                "key.\nExit status: 0 success, 1 runtime failure, 2 bad "
+                "usage or configuration.\n");
+}
+
+int main(int argc, char **argv) {
+        size_t i;
+
+        if (argc < 2) {
+                usage(stderr);
+                return MG_EXIT_USAGE;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+            !strcmp(argv[1], "help")) {
+                usage(stdout);
+                return MG_EXIT_OK;
+        }
+        if (!strcmp(argv[1], "--version")) {
+                printf("mintgate 0.1.0\n");
+                return MG_EXIT_OK;
+        }
+        for (i = 0; i < CLI_CMD_CNT; i++)
+                if (!strcmp(argv[1], cli_cmds[i].name))
+                        return cli_cmds[i].main_cb(argc - 1, argv + 1);
+        fprintf(stderr, "mintgate: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return MG_EXIT_USAGE;
+}

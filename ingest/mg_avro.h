@@ -10,7 +10,7 @@
  * Each framing is a small ops struct in mg_avro.c (one per variant).
  *
  * The registry knows every writer schema: the built-in ones compiled from
- * schemas/*.avsc (labels "auth", "auth.v1", "usage", "signal", "decision"),
+ * the .avsc files of schemas/ (labels "auth", "auth.v1", "usage", "signal", "decision"),
  * plus any the configuration adds. The reader schema of a record is the
  * current built-in schema with the same full name.
  *

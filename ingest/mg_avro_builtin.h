@@ -1,6 +1,6 @@
 /*
  * mg_avro_builtin.h — the schemas compiled into the binary from
- * schemas/*.avsc (generated table, see cmake/embed.cmake). Private to
+ * the .avsc files of schemas/ (generated table, see cmake/embed.cmake). Private to
  * ingest/mg_avro.c; not part of the public API.
  */
 #ifndef MG_AVRO_BUILTIN_H

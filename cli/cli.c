@@ -1,0 +1,145 @@
+/*
+ * cli.c — configuration loading and helpers shared by the subcommands.
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mg_log.h"
+
+#define GEN_OFF(field) offsetof(struct cli_general_conf, field)
+
+static const struct mg_conf_prop cli_general_props[] = {
+        {"log.level", MG_CONF_STR, GEN_OFF(log_level), "info", 1, 16, 1,
+         "Least severe level logged to stderr: error, warn, info or debug."},
+};
+
+int cli_common_opt(struct cli_common *common, int c, const char *arg) {
+        switch (c) {
+        case 'c':
+                common->config_path = arg;
+                return 1;
+        case 'S':
+                if (common->set_cnt >= (int)(sizeof(common->sets) /
+                                             sizeof(*common->sets))) {
+                        fprintf(stderr, "mintgate: too many --set options\n");
+                        return -1;
+                }
+                if (!strchr(arg, '=')) {
+                        fprintf(stderr,
+                                "mintgate: --set %s: expected KEY=VALUE\n",
+                                arg);
+                        return -1;
+                }
+                common->sets[common->set_cnt++] = arg;
+                return 1;
+        case 'L':
+                if (mg_log_level_parse(arg) < 0) {
+                        fprintf(stderr,
+                                "mintgate: --log-level %s: expected error, "
+                                "warn, info or debug\n",
+                                arg);
+                        return -1;
+                }
+                common->log_level = arg;
+                return 1;
+        case 'b':
+                common->brokers = arg;
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
+                  const char *cmd) {
+        char errstr[512];
+        mg_err_t err;
+        int i;
+
+        memset(cc, 0, sizeof(*cc));
+        cc->conf = mg_conf_new();
+        if (!cc->conf) {
+                fprintf(stderr, "mintgate %s: out of memory\n", cmd);
+                return MG_EXIT_FAILURE;
+        }
+        if ((err = mg_conf_add_section(cc->conf, "General", cli_general_props,
+                                       sizeof(cli_general_props) /
+                                               sizeof(*cli_general_props),
+                                       &cc->general, errstr,
+                                       sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Ingest",
+                                       mg_ingest_conf_props,
+                                       mg_ingest_conf_prop_cnt, &cc->ingest,
+                                       errstr, sizeof(errstr))))
+                goto fail;
+        if (common->config_path &&
+            (err = mg_conf_load_file(cc->conf, common->config_path, errstr,
+                                     sizeof(errstr))))
+                goto fail;
+        if (common->brokers &&
+            (err = mg_conf_set(cc->conf, "kafka.bootstrap.servers",
+                               common->brokers, errstr, sizeof(errstr))))
+                goto fail;
+        for (i = 0; i < common->set_cnt; i++) {
+                char key[256];
+                const char *eq = strchr(common->sets[i], '=');
+                size_t klen = (size_t)(eq - common->sets[i]);
+
+                if (klen >= sizeof(key)) {
+                        snprintf(errstr, sizeof(errstr),
+                                 "--set: key too long");
+                        goto fail;
+                }
+                memcpy(key, common->sets[i], klen);
+                key[klen] = '\0';
+                if ((err = mg_conf_set(cc->conf, key, eq + 1, errstr,
+                                       sizeof(errstr))))
+                        goto fail;
+        }
+        if (mg_log_level_parse(cc->general.log_level) < 0) {
+                snprintf(errstr, sizeof(errstr),
+                         "log.level: '%s' is not error, warn, info or debug",
+                         cc->general.log_level);
+                goto fail;
+        }
+        mg_log_set_level((enum mg_log_level)mg_log_level_parse(
+                common->log_level ? common->log_level
+                                  : cc->general.log_level));
+        return MG_EXIT_OK;
+fail:
+        fprintf(stderr, "mintgate %s: configuration error: %s\n", cmd, errstr);
+        cli_conf_free(cc);
+        return MG_EXIT_USAGE;
+}
+
+void cli_conf_free(struct cli_conf *cc) {
+        mg_conf_destroy(cc->conf);
+        cc->conf = NULL;
+}
+
+static volatile sig_atomic_t *cli_signal_flag;
+
+static void cli_signal_handler(int sig) {
+        (void)sig;
+        if (cli_signal_flag)
+                *cli_signal_flag = 1;
+}
+
+void cli_signals_handle(void (*handler)(int)) {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = handler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
+void cli_signals_install(volatile sig_atomic_t *flag) {
+        cli_signal_flag = flag;
+        cli_signals_handle(cli_signal_handler);
+}

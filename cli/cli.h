@@ -1,0 +1,101 @@
+/*
+ * cli.h — what the `mintgate` subcommands share: the dispatcher's table,
+ * loading the configuration (file + flags) into every module's section, and
+ * exit codes. Each subcommand is one cmd_*.c file using only the stages'
+ * public headers (curl's src/tool_*.c over lib/).
+ */
+#ifndef MG_CLI_H
+#define MG_CLI_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "mg_avro.h"
+#include "mg_config.h"
+#include "mg_ingest.h"
+
+/* Exit statuses (DESIGN.md "The mintgate command"). */
+#define MG_EXIT_OK      0
+#define MG_EXIT_FAILURE 1 /* runtime failure */
+#define MG_EXIT_USAGE   2 /* bad usage or configuration */
+
+/* Settings of the command itself (section "general"). */
+struct cli_general_conf {
+        char *log_level; /* error, warn, info, debug */
+};
+
+/* Every module's configuration, loaded once per process. */
+struct cli_conf {
+        struct mg_conf *conf;            /* owns strings and maps */
+        struct cli_general_conf general; /* log.* */
+        struct mg_ingest_conf ingest;    /* ingest.*, kafka.*, schemas.* */
+};
+
+/* Options every subcommand accepts (parsed by cli_common_opt()). */
+struct cli_common {
+        const char *config_path; /* --config FILE */
+        const char *sets[64];    /* --set KEY=VALUE, in order */
+        int set_cnt;
+        const char *brokers;     /* --brokers: kafka.bootstrap.servers */
+        const char *log_level;   /* --log-level: wins over log.level */
+};
+
+/* getopt_long entries for the common options; include in each table. */
+#define CLI_COMMON_LONGOPTS                                                   \
+        {"config", required_argument, NULL, 'c'},                             \
+        {"set", required_argument, NULL, 'S'},                                \
+        {"log-level", required_argument, NULL, 'L'},                          \
+        {"brokers", required_argument, NULL, 'b'},                            \
+        {"help", no_argument, NULL, 'h'}
+
+#define CLI_COMMON_HELP                                                       \
+        "  -c, --config FILE     YAML configuration file\n"                   \
+        "      --set KEY=VALUE   override one configuration key\n"            \
+        "      --log-level LVL   error, warn, info (default) or debug\n"      \
+        "  -b, --brokers LIST    Kafka bootstrap servers host:port[,...]\n"  \
+        "  -h, --help            this help\n"
+
+/* Handle a common option c (from getopt_long). Returns 1 if handled, 0 if
+ * c is not a common option, -1 on a bad value (message printed). */
+int cli_common_opt(struct cli_common *common, int c, const char *arg);
+
+/* Build the configuration: defaults, then --config, then --brokers, then
+ * each --set. Prints the error and returns MG_EXIT_USAGE on failure. */
+int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
+                  const char *cmd);
+void cli_conf_free(struct cli_conf *cc);
+
+/* Install SIGINT/SIGTERM handlers that set *flag (and ignore SIGPIPE). */
+void cli_signals_install(volatile sig_atomic_t *flag);
+/* Same, calling handler (which must be async-signal-safe). */
+void cli_signals_handle(void (*handler)(int));
+
+/* Producing JSON-lines events (cmd_produce.c), shared with `dev`. */
+struct cli_produce_opts {
+        enum mg_avro_framing framing; /* single-object or Confluent */
+        const char *auth_label;   /* writer schema of auth events, or NULL */
+        double corrupt_rate;      /* share damaged on purpose (testing) */
+        uint64_t corrupt_seed;    /* seed of the damage */
+        const char *corrupt_log;  /* TSV list of damaged messages, or NULL */
+        int quiet;                /* no summary line on stderr */
+};
+
+struct cli_produce_result {
+        uint64_t sent;     /* acknowledged by the broker */
+        uint64_t rejected; /* bad lines */
+        uint64_t failed;   /* delivery failures */
+        uint64_t damaged;  /* damaged on purpose */
+};
+
+/* Produce every JSON line of in. Returns an exit status. */
+int cli_produce(const struct cli_conf *cc, FILE *in,
+                const struct cli_produce_opts *opts,
+                struct cli_produce_result *res);
+
+int cmd_broker_main(int argc, char **argv);
+int cmd_produce_main(int argc, char **argv);
+int cmd_ingest_main(int argc, char **argv);
+int cmd_dev_main(int argc, char **argv);
+int cmd_config_main(int argc, char **argv);
+
+#endif /* MG_CLI_H */
