@@ -1,6 +1,7 @@
-# Turn the .avsc files given in SCHEMAS (a ;-list of label=path) into a C
+# Turn the .avsc files given in SCHEMAS (a |-list of label=id=path) into a C
 # source defining mg_avro_builtin_schemas[], so the binary carries its wire
 # schemas and needs no install path at run time.
+string(REPLACE "|" ";" SCHEMAS "${SCHEMAS}")
 set(out "/* Generated from the .avsc files of schemas/ by cmake/embed.cmake; do not edit. */\n")
 string(APPEND out "#include <stddef.h>\n#include \"mg_avro_builtin.h\"\n\n")
 set(tab "const struct mg_avro_builtin mg_avro_builtin_schemas[] = {\n")

@@ -221,7 +221,14 @@ static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
         mg_err_t err;
 
         rd_kafka_conf_set_log_cb(kconf, kafka_log_cb);
+        /* Defaults the user's kafka.* keys may override. A 10 s session
+         * (Kafka's default is 45 s) makes a crashed worker's partitions move
+         * sooner, and bounds the wait after a clean close too: librdkafka
+         * 2.0 clears its member id before sending LeaveGroup, so the
+         * coordinator keeps the old member until its session expires. */
         if ((err = kafka_set(kconf, "auto.offset.reset", "earliest", errstr,
+                             errstr_size)) ||
+            (err = kafka_set(kconf, "session.timeout.ms", "10000", errstr,
                              errstr_size)) ||
             (err = mg_ingest_kafka_conf_apply(&ing->conf->kafka, kconf, errstr,
                                               errstr_size)) ||
@@ -608,6 +615,18 @@ static mg_err_t ingest_subscribe(struct mg_ingest *ing, char *errstr,
         return MG_OK;
 }
 
+/* Whether the consumer currently owns any partition. */
+static int ingest_assigned(struct mg_ingest *ing) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        int cnt = 0;
+
+        if (!rd_kafka_assignment(ing->rk, &parts) && parts) {
+                cnt = parts->cnt;
+                rd_kafka_topic_partition_list_destroy(parts);
+        }
+        return cnt > 0;
+}
+
 mg_err_t mg_ingest_run(struct mg_ingest *ing,
                        const struct mg_ingest_run_opts *opts, char *errstr,
                        size_t errstr_size) {
@@ -650,8 +669,14 @@ mg_err_t mg_ingest_run(struct mg_ingest *ing,
                 if (opts && opts->max_messages && seen >= opts->max_messages)
                         break;
                 if (opts && opts->idle_exit_ms &&
-                    mono_ms() - last_msg_ms >= opts->idle_exit_ms)
-                        break;
+                    mono_ms() - last_msg_ms >= opts->idle_exit_ms) {
+                        /* Idle means nothing to read while assigned, not
+                         * waiting for the group to form (the coordinator
+                         * may delay the first assignment by seconds). */
+                        if (ingest_assigned(ing))
+                                break;
+                        last_msg_ms = mono_ms();
+                }
         }
         err = MG_OK;
         {

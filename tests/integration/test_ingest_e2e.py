@@ -103,7 +103,8 @@ def write_jsonl(path, events):
 
 def run(args, **kw):
     t0 = time.monotonic()
-    p = subprocess.run([MINTGATE] + args, capture_output=True, text=True,
+    kw.setdefault("stdout", subprocess.PIPE)
+    p = subprocess.run([MINTGATE] + args, stderr=subprocess.PIPE, text=True,
                        timeout=kw.pop("timeout", 300), **kw)
     print("$ mintgate %s  (exit %d, %.1fs)\n%s" % (
         " ".join(args), p.returncode, time.monotonic() - t0,
@@ -126,7 +127,10 @@ def read_decoded(path):
 def kcat_dlq(bootstrap):
     p = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", "mg.dlq", "-o",
                         "beginning", "-e", "-q", "-J"], capture_output=True,
-                       text=True, timeout=120)
+                       timeout=120)
+    # Values are the damaged bytes, unchanged: not text.
+    p.stdout = p.stdout.decode("utf-8", errors="replace")
+    p.stderr = p.stderr.decode("utf-8", errors="replace")
     check(p.returncode == 0, "kcat reads mg.dlq: " + p.stderr[-500:])
     out = []
     for line in p.stdout.splitlines():

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install the Debian packages, build
+# with clang under AddressSanitizer + UndefinedBehaviorSanitizer with the
+# libFuzzer targets, and run every test with ctest (unit, fuzz, integration).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh
+BUILD=${MG_TEST_BUILD_DIR:-build-test}
+cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+      -DMG_SANITIZE=ON -DMG_FUZZ=ON >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "$BUILD"
+ctest --output-on-failure -j"$(nproc)" "$@"
