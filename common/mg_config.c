@@ -22,9 +22,10 @@
  *     last value wins: mg_conf_set() after a load replaces (that is how
  *     command-line flags override the file), and so does a second load.
  *   - A null value (plain "", "~" or "null", e.g. "password:") restores the
- *     property's default; a quoted "" is an empty string. At a key that only
- *     opens a section ("ingest:" with nothing under it) null is accepted and
- *     changes nothing.
+ *     property's default; a quoted "" is an empty string. Under a map, null
+ *     removes that key; at a key that only opens a section ("ingest:" with
+ *     nothing under it) it is accepted and changes nothing. mg_conf_set()
+ *     has no YAML styles, so its text is always taken literally.
  *   - Sequences are refused ("expected a scalar value"): no property takes a
  *     list today. Aliases are refused too (no "billion laughs"), and so is
  *     a second YAML document in one file. Tags are ignored.

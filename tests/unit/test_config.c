@@ -474,7 +474,8 @@ static void test_yaml_null_and_empty(void **state) {
         set_ok("ingest.batch_size", "7");
         set_ok("ingest.group_id", "g");
         set_ok("redis.password", "pw");
-        load_ok("ingest:\n  batch_size: ~\n  group_id:\nredis.password: null\n");
+        load_ok("ingest:\n  batch_size: ~\n  group_id:\n"
+                "redis.password: null\n");
         assert_int_equal(tc.batch_size, 500);
         assert_string_equal(tc.group_id, "mintgate");
         assert_null(tc.password);
@@ -504,6 +505,8 @@ static void test_yaml_structure_errors(void **state) {
         load_err("ingest.batch_size: 5\n---\nscoring.decay: 0.5\n",
                  "test.yaml:2:1: only one YAML document is allowed");
         load_err("? [a]\n: 1\n", "test.yaml:1:3: a key must be a scalar");
+        load_err("&k ingest.batch_size: 1\n*k : 2\n",
+                 "test.yaml:2:1: aliases are not supported");
         load_err("ingest..batch_size: 1\n",
                  "test.yaml:1:1: malformed key 'ingest..batch_size'");
         load_err("ingest:\n  .batch_size: 1\n",
@@ -548,6 +551,20 @@ static void test_yaml_limits(void **state) {
                         o += (size_t)snprintf(deep + o, sizeof(deep) - o,
                                               "{a: ");
                 load_err_has(deep, "key is longer than 256 bytes");
+        }
+
+        /* A map holds at most 1024 pairs. */
+        {
+                static char many[1100 * 16];
+                size_t o = 0;
+                int i;
+
+                for (i = 0; i < 1025; i++)
+                        o += (size_t)snprintf(many + o, sizeof(many) - o,
+                                              "kafka.k%d: v\n", i);
+                load_err(many, "test.yaml:1025:14: kafka.k1024: more than "
+                               "1024 keys");
+                assert_int_equal(tc.kafka.cnt, 1024);
         }
 
         /* A buffer over 1 MiB is refused before parsing. */

@@ -506,8 +506,9 @@ static void test_json_write_bad_utf8(void **state) {
                          MG_OK);
         json = mg_event_to_json(&ev);
         assert_non_null(json);
-        assert_non_null(strstr(json, "\"detail\":\"a\xef\xbf\xbd\xef\xbf\xbd("
-                                     "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\""));
+        assert_non_null(strstr(json, "\"detail\":\"a\xef\xbf\xbd"
+                                     "\xef\xbf\xbd(\xef\xbf\xbd"
+                                     "\xef\xbf\xbd\xef\xbf\xbdz\""));
         assert_int_equal(parse(&ev2, json), MG_OK);
         free(json);
 }
@@ -606,6 +607,13 @@ static void test_json_unknown_enum(void **state) {
         /* Odd bytes in the value are escaped in the message. */
         expect_edit_err(design_signal, "kind", "\"a\\nb\"", MG_ERR_BAD_ENUM,
                         "field kind: unknown value \"a\\x0ab\"");
+        /* A long value is cut short in the message. */
+        expect_edit_err(design_signal, "kind",
+                        "\"0123456789012345678901234567890123456789"
+                        "0123456789\"",
+                        MG_ERR_BAD_ENUM,
+                        "unknown value \"012345678901234567890123456789"
+                        "012345678901234567\"...");
         /* An unknown type is named. */
         expect_edit_err(design_auth, "type", "\"login\"", MG_ERR_INVALID,
                         "field type: unknown event type \"login\"");
@@ -886,6 +894,19 @@ static void test_validate_common(void **state) {
         ev.identity = NULL;
         assert_int_equal(validate(&ev), MG_ERR_INVALID);
         assert_string_equal(errstr, "field identity is missing");
+
+        /* The identity cap holds for hand-built events too. */
+        {
+                static char longid[MG_EVENT_IDENTITY_MAX + 2];
+
+                memset(longid, 'i', MG_EVENT_IDENTITY_MAX + 1);
+                build_usage(&ev);
+                ev.identity = longid;
+                assert_int_equal(validate(&ev), MG_ERR_TOOBIG);
+                assert_non_null(strstr(errstr, "field identity"));
+                longid[MG_EVENT_IDENTITY_MAX] = '\0';
+                assert_int_equal(validate(&ev), MG_OK);
+        }
 
         build_usage(&ev);
         ev.ts_ms = MG_EVENT_TS_MIN - 1;
