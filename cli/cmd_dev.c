@@ -301,7 +301,7 @@ int cmd_dev_main(int argc, char **argv) {
         struct cli_produce_result pres;
         struct mg_ingest_run_opts ropts = {1500, 0};
         struct dev_sink dsink = {0, 0};
-        struct mg_ingest_sink sink = {dev_deliver_cb, &dsink};
+        struct mg_ingest_sink sink = {dev_deliver_cb, NULL, &dsink};
         struct dev_redis rd;
         struct mg_ingest_stats st;
         struct cli_common common;

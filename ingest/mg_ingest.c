@@ -214,6 +214,54 @@ static mg_err_t kafka_set(rd_kafka_conf_t *kconf, const char *key,
         return MG_OK;
 }
 
+static int64_t mono_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Both rebalance protocols: eager (assign everything anew) and cooperative
+ * (incremental). The sink hears of a revocation before it takes effect. */
+static void ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
+                                rd_kafka_topic_partition_list_t *parts,
+                                void *opaque) {
+        struct mg_ingest *ing = opaque;
+        int cooperative =
+                !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+        if (kerr == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                mg_log_info("ingest", "assigned %d partition(s)", parts->cnt);
+                if (cooperative)
+                        error = rd_kafka_incremental_assign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, parts);
+                pthread_mutex_lock(&ing->stats_lock);
+                ing->stats.assigned_us = mono_us();
+                pthread_mutex_unlock(&ing->stats_lock);
+                if (ing->sink.partitions_cb)
+                        ing->sink.partitions_cb(ing->sink.opaque, 1, parts);
+        } else {
+                mg_log_info("ingest", "revoked %d partition(s)", parts->cnt);
+                if (ing->sink.partitions_cb)
+                        ing->sink.partitions_cb(ing->sink.opaque, 0, parts);
+                if (cooperative)
+                        error = rd_kafka_incremental_unassign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, NULL);
+        }
+        if (error) {
+                mg_log_error("ingest", "rebalance: %s",
+                             rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        } else if (aerr) {
+                mg_log_error("ingest", "rebalance: %s",
+                             rd_kafka_err2str(aerr));
+        }
+}
+
 static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
                              size_t errstr_size) {
         rd_kafka_conf_t *kconf = rd_kafka_conf_new();
@@ -221,6 +269,8 @@ static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
         mg_err_t err;
 
         rd_kafka_conf_set_log_cb(kconf, kafka_log_cb);
+        rd_kafka_conf_set_rebalance_cb(kconf, ingest_rebalance_cb);
+        rd_kafka_conf_set_opaque(kconf, ing);
         /* Defaults the user's kafka.* keys may override. A 10 s session
          * (Kafka's default is 45 s) makes a crashed worker's partitions move
          * sooner, and bounds the wait after a clean close too: librdkafka
@@ -229,6 +279,13 @@ static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
         if ((err = kafka_set(kconf, "auto.offset.reset", "earliest", errstr,
                              errstr_size)) ||
             (err = kafka_set(kconf, "session.timeout.ms", "10000", errstr,
+                             errstr_size)) ||
+            /* Prefetch deeper than librdkafka's default (100000): with the
+             * default the fetcher idles behind a consumer that does real
+             * work per message, and ingest ran at a third of its decode
+             * rate (tests/bench/bench_ingest.c). Memory stays bounded by
+             * queued.max.messages.kbytes. */
+            (err = kafka_set(kconf, "queued.min.messages", "1000000", errstr,
                              errstr_size)) ||
             (err = mg_ingest_kafka_conf_apply(&ing->conf->kafka, kconf, errstr,
                                               errstr_size)) ||

@@ -72,6 +72,12 @@ struct mg_ingest_sink {
          * ingest thread. */
         mg_err_t (*deliver_cb)(void *opaque, struct mg_ingest_batch *batch,
                                char *errstr, size_t errstr_size);
+        /* Optional: partitions were assigned (assigned=1) or are about to
+         * be revoked (assigned=0); state cached for revoked partitions must
+         * be dropped, since another worker now owns them. Called on the
+         * ingest thread, between batches. */
+        void (*partitions_cb)(void *opaque, int assigned,
+                              const rd_kafka_topic_partition_list_t *parts);
         void *opaque;
 };
 
@@ -93,6 +99,7 @@ struct mg_ingest_stats {
         uint64_t retries;          /* batches redelivered */
         uint64_t bytes;            /* message value bytes consumed */
         uint64_t by_type[MG_EVENT_TYPE__CNT]; /* delivered, by event type */
+        int64_t assigned_us;       /* monotonic time of the last assignment */
 };
 
 /* Create a consumer from conf (not copied: must outlive the ingest). Does
