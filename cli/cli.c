@@ -48,6 +48,9 @@ int cli_common_opt(struct cli_common *common, int c, const char *arg) {
         case 'b':
                 common->brokers = arg;
                 return 1;
+        case 'R':
+                common->redis = arg;
+                return 1;
         default:
                 return 0;
         }
@@ -73,6 +76,17 @@ int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
             (err = mg_conf_add_section(cc->conf, "Ingest",
                                        mg_ingest_conf_props,
                                        mg_ingest_conf_prop_cnt, &cc->ingest,
+                                       errstr, sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Scoring",
+                                       mg_scoring_conf_props,
+                                       mg_scoring_conf_prop_cnt, &cc->scoring,
+                                       errstr, sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Redis", mg_redis_conf_props,
+                                       mg_redis_conf_prop_cnt, &cc->redis,
+                                       errstr, sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Scoring worker",
+                                       mg_worker_conf_props,
+                                       mg_worker_conf_prop_cnt, &cc->worker,
                                        errstr, sizeof(errstr))))
                 goto fail;
         if (common->config_path &&
@@ -82,6 +96,10 @@ int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
         if (common->brokers &&
             (err = mg_conf_set(cc->conf, "kafka.bootstrap.servers",
                                common->brokers, errstr, sizeof(errstr))))
+                goto fail;
+        if (common->redis &&
+            (err = mg_conf_set(cc->conf, "redis.addr", common->redis, errstr,
+                               sizeof(errstr))))
                 goto fail;
         for (i = 0; i < common->set_cnt; i++) {
                 char key[256];

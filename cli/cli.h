@@ -13,6 +13,8 @@
 #include "mg_avro.h"
 #include "mg_config.h"
 #include "mg_ingest.h"
+#include "mg_scorer.h"
+#include "mg_store.h"
 
 /* Exit statuses (DESIGN.md "The mintgate command"). */
 #define MG_EXIT_OK      0
@@ -29,6 +31,9 @@ struct cli_conf {
         struct mg_conf *conf;            /* owns strings and maps */
         struct cli_general_conf general; /* log.* */
         struct mg_ingest_conf ingest;    /* ingest.*, kafka.*, schemas.* */
+        struct mg_scoring_conf scoring;  /* scoring.* */
+        struct mg_redis_conf redis;      /* redis.* */
+        struct mg_worker_conf worker;    /* worker.* */
 };
 
 /* Options every subcommand accepts (parsed by cli_common_opt()). */
@@ -38,6 +43,7 @@ struct cli_common {
         int set_cnt;
         const char *brokers;     /* --brokers: kafka.bootstrap.servers */
         const char *log_level;   /* --log-level: wins over log.level */
+        const char *redis;       /* --redis: redis.addr */
 };
 
 /* getopt_long entries for the common options; include in each table. */
@@ -46,6 +52,7 @@ struct cli_common {
         {"set", required_argument, NULL, 'S'},                                \
         {"log-level", required_argument, NULL, 'L'},                          \
         {"brokers", required_argument, NULL, 'b'},                            \
+        {"redis", required_argument, NULL, 'R'},                              \
         {"help", no_argument, NULL, 'h'}
 
 #define CLI_COMMON_HELP                                                       \
@@ -53,6 +60,7 @@ struct cli_common {
         "      --set KEY=VALUE   override one configuration key\n"            \
         "      --log-level LVL   error, warn, info (default) or debug\n"      \
         "  -b, --brokers LIST    Kafka bootstrap servers host:port[,...]\n"  \
+        "      --redis ADDR      Redis host:port (redis.addr)\n"             \
         "  -h, --help            this help\n"
 
 /* Handle a common option c (from getopt_long). Returns 1 if handled, 0 if
@@ -97,5 +105,7 @@ int cmd_produce_main(int argc, char **argv);
 int cmd_ingest_main(int argc, char **argv);
 int cmd_dev_main(int argc, char **argv);
 int cmd_config_main(int argc, char **argv);
+int cmd_score_main(int argc, char **argv);
+int cmd_baseline_main(int argc, char **argv);
 
 #endif /* MG_CLI_H */

@@ -1,0 +1,83 @@
+/*
+ * mg_scorer.h — the scoring stage: applies batches of events to the
+ * identities' baselines held in a store (mg_store.h), effectively once.
+ *
+ * Per batch: identities not in the cache are loaded in one round trip;
+ * events are applied in order, each to its identity's baseline, except
+ * those whose (topic, partition) offset the baseline has already applied (a
+ * redelivery after a crash or a retry); every changed identity is saved in
+ * one round trip, compare-and-set on its generation, with its new offsets
+ * and — when its risk moved — its risk record, published to subscribers.
+ * Only when the save succeeded is the batch acknowledged.
+ *
+ * The cache holds the identities this worker owns (their partitions are
+ * assigned to it), so loads are rare in steady state. It must be cleared
+ * when partitions move (mg_scorer_cache_clear()), and is bounded by
+ * worker.cache_identities (least recently used evicted).
+ *
+ * Independent of Kafka: events may come from ingest or from a replay.
+ * Threads: one scorer per thread.
+ */
+#ifndef MG_SCORER_H
+#define MG_SCORER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mg_baseline.h"
+#include "mg_config.h"
+#include "mg_err.h"
+#include "mg_event.h"
+#include "mg_store.h"
+
+/* Settings of the worker (section "worker"). */
+struct mg_worker_conf {
+        int64_t cache_identities; /* baselines kept in memory */
+};
+
+extern const struct mg_conf_prop mg_worker_conf_props[];
+extern const size_t mg_worker_conf_prop_cnt;
+
+struct mg_scorer;
+
+/* Counters. */
+struct mg_scorer_stats {
+        uint64_t applied;       /* events applied to a baseline */
+        uint64_t replayed;      /* events skipped: offset already applied */
+        uint64_t late;          /* events refused as too late */
+        uint64_t published;     /* risk changes saved and published */
+        uint64_t loads;         /* identities loaded from the store */
+        uint64_t saves;         /* identity saves */
+        uint64_t conflicts;     /* saves refused as stale */
+        uint64_t batches;       /* batches acknowledged */
+};
+
+/* Takes ownership of store (destroyed with the scorer). conf and wconf must
+ * outlive the scorer; conf may be replaced with mg_scorer_set_conf(). */
+mg_err_t mg_scorer_new(const struct mg_scoring_conf *conf,
+                       const struct mg_worker_conf *wconf,
+                       struct mg_store *store, struct mg_scorer **scp,
+                       char *errstr, size_t errstr_size);
+void mg_scorer_destroy(struct mg_scorer *sc);
+
+/* Apply cnt events (validated, origin set, in consumption order).
+ * verdicts[i] is set to MG_OK or to a dead-letter error for events that
+ * were refused (MG_ERR_LATE). Returns MG_OK once everything is durable;
+ * a retry-class error when the store is unreachable or another writer
+ * intervened (nothing is assumed saved; redeliver the batch); or a fatal
+ * error. */
+mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs,
+                         size_t cnt, mg_err_t *verdicts, char *errstr,
+                         size_t errstr_size);
+
+/* Forget every cached baseline (partitions moved). */
+void mg_scorer_cache_clear(struct mg_scorer *sc);
+
+/* Use new scoring settings from the next batch on (SIGHUP reload). */
+void mg_scorer_set_conf(struct mg_scorer *sc,
+                        const struct mg_scoring_conf *conf);
+
+void mg_scorer_stats_get(const struct mg_scorer *sc,
+                         struct mg_scorer_stats *st);
+
+#endif /* MG_SCORER_H */

@@ -1,0 +1,119 @@
+/*
+ * mg_store.h — where baselines live between batches: a small ops struct with
+ * one implementation per backend (Redis now; an in-memory one for offline
+ * replay), so the scorer is the same code over both.
+ *
+ * A record is one identity's persisted state: its baseline, the last
+ * applied offset of every (topic, partition) its events came from, and a
+ * generation number that every save increments. Saves are
+ * compare-and-set on the generation, atomically with the offsets: a save
+ * whose generation is stale (another worker wrote meanwhile, e.g. after a
+ * rebalance) is refused as a conflict and nothing of it is applied. Since
+ * the offsets travel with the state they produced, a replayed message is
+ * recognised by its offset and not counted twice.
+ *
+ * Redis layout (keys carry the identity in a hash tag, so one identity's
+ * keys share a Redis Cluster slot):
+ *   mg:{<identity>}:bl    hash: b = baseline blob, g = generation,
+ *                          o:<topic>:<partition> = last applied offset
+ *   mg:{<identity>}:risk  string: the current risk as JSON (below)
+ *   channel mg:risk       every risk change, the same JSON
+ * Risk JSON: {"identity":…,"risk":47.5,"level":"medium","ts":<event ms>,
+ *             "reasons":[{"signal":…,"points":…,"detail":…}],
+ *             "updated":<wall ms>}
+ *
+ * Threads: a store belongs to one thread.
+ */
+#ifndef MG_STORE_H
+#define MG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mg_baseline.h"
+#include "mg_config.h"
+#include "mg_err.h"
+
+/* Distinct (topic, partition) origins one identity can have: one per input
+ * topic in steady state, more transiently after a topic's partition count
+ * changes. */
+#define MG_STORE_ORIGINS_MAX 8
+
+struct mg_store_origin {
+        char topic[64];    /* input topic */
+        int32_t partition; /* its partition */
+        int64_t offset;    /* last offset applied to the baseline */
+};
+
+/* One identity's state as the scorer holds it. */
+struct mg_store_rec {
+        char identity[MG_EVENT_IDENTITY_MAX + 1]; /* the key */
+        struct mg_baseline *bl;        /* owned, mg_baseline_size() bytes */
+        uint64_t gen;                  /* generation loaded; 0: new */
+        struct mg_store_origin origins[MG_STORE_ORIGINS_MAX];
+        int origin_cnt;
+        char *risk_json;               /* to publish on save, or NULL */
+};
+
+struct mg_store_ops {
+        const char *name;
+        /* Fill each record (identity set by the caller) from the store:
+         * baseline (fresh if absent), generation, origins. */
+        mg_err_t (*load_cb)(void *st, struct mg_store_rec **recs, size_t cnt,
+                            char *errstr, size_t errstr_size);
+        /* Save each record if its stored generation still equals rec->gen,
+         * then set rec->gen to the new generation; publish risk_json when
+         * set. conflicts[i] = 1 for records refused as stale. Returns a
+         * retry-class error when the store is unreachable (then nothing
+         * may be assumed saved). */
+        mg_err_t (*save_cb)(void *st, struct mg_store_rec **recs, size_t cnt,
+                            int *conflicts, char *errstr, size_t errstr_size);
+        void (*destroy_cb)(void *st);
+};
+
+struct mg_store {
+        const struct mg_store_ops *ops;
+        void *st; /* backend state */
+};
+
+/* Redis connection settings (section "redis"). */
+struct mg_redis_conf {
+        char *addr;             /* host:port */
+        int64_t connect_timeout_ms;
+        int64_t io_timeout_ms;
+        char *password;         /* AUTH, or empty */
+        char *risk_channel;     /* pub/sub channel of risk changes */
+};
+
+extern const struct mg_conf_prop mg_redis_conf_props[];
+extern const size_t mg_redis_conf_prop_cnt;
+
+/* A Redis store. Does not connect until first use; reconnects by itself
+ * after errors. conf must outlive the store. */
+mg_err_t mg_store_redis_new(const struct mg_redis_conf *conf,
+                            struct mg_store *store, char *errstr,
+                            size_t errstr_size);
+
+void mg_store_destroy(struct mg_store *store);
+
+/* Allocate / free a record (with its baseline). */
+struct mg_store_rec *mg_store_rec_new(const char *identity);
+void mg_store_rec_destroy(struct mg_store_rec *rec);
+
+/* The origin entry of (topic, partition) in rec, added if absent (offset
+ * -1). NULL when MG_STORE_ORIGINS_MAX are in use. */
+struct mg_store_origin *mg_store_rec_origin(struct mg_store_rec *rec,
+                                            const char *topic,
+                                            int32_t partition);
+
+/* Build the risk JSON of DESIGN.md's data model; malloc'd. */
+char *mg_store_risk_json(const char *identity, const struct mg_risk *risk,
+                         int64_t updated_ms);
+
+/* Read one identity's record straight from Redis (for `baseline show`):
+ * MG_ERR_NOT_FOUND when absent. */
+mg_err_t mg_store_redis_get(const struct mg_redis_conf *conf,
+                            struct mg_store_rec *rec, char *errstr,
+                            size_t errstr_size);
+
+#endif /* MG_STORE_H */

@@ -1,0 +1,523 @@
+/*
+ * mg_store_redis.c — the Redis implementation of struct mg_store_ops
+ * (layout in mg_store.h), on hiredis.
+ *
+ * Every call is one pipelined round trip for the whole batch: load sends
+ * one HGETALL per identity, save one EVALSHA per identity, then reads all
+ * replies. The save script does the generation compare-and-set, writes the
+ * blob, generation and offsets in one HSET, and on a risk change SETs the
+ * risk key and PUBLISHes it — all atomically, because a Lua script runs as
+ * one unit. Both keys of a call share the identity's hash tag, so the
+ * script is valid on a Redis Cluster too.
+ *
+ * Errors: a connection or protocol error drops the connection (the next
+ * call reconnects) and returns MG_ERR_REDIS, which the ingest stage treats
+ * as retry: it pauses, commits nothing and redelivers. Data that does not
+ * decode (a corrupt blob) is a fatal MG_ERR_DECODE naming the key: mintgate
+ * never silently resets a baseline.
+ */
+#include "mg_store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "mg_log.h"
+
+#define REDIS_OFF(field) offsetof(struct mg_redis_conf, field)
+
+const struct mg_conf_prop mg_redis_conf_props[] = {
+        {"redis.addr", MG_CONF_STR, REDIS_OFF(addr), "127.0.0.1:6379", 3, 255,
+         0, "Redis server host:port holding baselines and live risk."},
+        {"redis.connect_timeout", MG_CONF_MS, REDIS_OFF(connect_timeout_ms),
+         "1s", 10, 60000, 0, "Time allowed to connect to Redis."},
+        {"redis.io_timeout", MG_CONF_MS, REDIS_OFF(io_timeout_ms), "5s", 10,
+         600000, 0,
+         "Time allowed for one pipelined round trip; past it the connection "
+         "is dropped and the batch retried."},
+        {"redis.password", MG_CONF_STR, REDIS_OFF(password), NULL, 0, 255, 0,
+         "Password for AUTH; empty for none."},
+        {"redis.risk_channel", MG_CONF_STR, REDIS_OFF(risk_channel), "mg:risk",
+         1, 255, 0,
+         "Pub/sub channel on which every risk change is published as JSON."},
+};
+const size_t mg_redis_conf_prop_cnt =
+        sizeof(mg_redis_conf_props) / sizeof(*mg_redis_conf_props);
+
+/* KEYS: bl key, risk key. ARGV: expected generation, blob, new generation,
+ * risk JSON or "", channel, then field/value pairs of offsets. */
+static const char save_script[] =
+        "local g = redis.call('HGET', KEYS[1], 'g')\n"
+        "if (g or '0') ~= ARGV[1] then return 0 end\n"
+        "local args = {'b', ARGV[2], 'g', ARGV[3]}\n"
+        "for i = 6, #ARGV, 2 do\n"
+        "  args[#args + 1] = ARGV[i]\n"
+        "  args[#args + 1] = ARGV[i + 1]\n"
+        "end\n"
+        "redis.call('HSET', KEYS[1], unpack(args))\n"
+        "if ARGV[4] ~= '' then\n"
+        "  redis.call('SET', KEYS[2], ARGV[4])\n"
+        "  redis.call('PUBLISH', ARGV[5], ARGV[4])\n"
+        "end\n"
+        "return 1\n";
+
+struct redis_store {
+        const struct mg_redis_conf *conf; /* not owned */
+        redisContext *ctx;                /* NULL while disconnected */
+        char sha[41];                     /* SHA1 of save_script */
+        char host[256];                   /* from conf->addr */
+        int port;
+};
+
+static void tv_from_ms(struct timeval *tv, int64_t ms) {
+        tv->tv_sec = (time_t)(ms / 1000);
+        tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static mg_err_t parse_addr(const char *addr, char *host, size_t host_size,
+                           int *portp, char *errstr, size_t errstr_size) {
+        const char *colon = strrchr(addr, ':');
+        char *end;
+        long port;
+
+        if (!colon || colon == addr || (size_t)(colon - addr) >= host_size)
+                return mg_err_set(MG_ERR_CONFIG, errstr, errstr_size,
+                                  "redis address '%s' is not host:port",
+                                  addr);
+        port = strtol(colon + 1, &end, 10);
+        if (*end || port < 1 || port > 65535)
+                return mg_err_set(MG_ERR_CONFIG, errstr, errstr_size,
+                                  "redis address '%s': bad port", addr);
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+        *portp = (int)port;
+        return MG_OK;
+}
+
+static void redis_drop(struct redis_store *rs) {
+        if (rs->ctx)
+                redisFree(rs->ctx);
+        rs->ctx = NULL;
+}
+
+/* Connect, authenticate, load the script. */
+static mg_err_t redis_connect(struct redis_store *rs, char *errstr,
+                              size_t errstr_size) {
+        struct timeval tv;
+        redisReply *reply;
+        mg_err_t err = MG_OK;
+
+        if (rs->ctx)
+                return MG_OK;
+        tv_from_ms(&tv, rs->conf->connect_timeout_ms);
+        rs->ctx = redisConnectWithTimeout(rs->host, rs->port, tv);
+        if (!rs->ctx || rs->ctx->err) {
+                err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                 "cannot connect to Redis at %s: %s",
+                                 rs->conf->addr,
+                                 rs->ctx ? rs->ctx->errstr : "out of memory");
+                redis_drop(rs);
+                return err;
+        }
+        tv_from_ms(&tv, rs->conf->io_timeout_ms);
+        redisSetTimeout(rs->ctx, tv);
+        if (rs->conf->password && *rs->conf->password) {
+                reply = redisCommand(rs->ctx, "AUTH %s", rs->conf->password);
+                if (!reply || reply->type == REDIS_REPLY_ERROR)
+                        err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                         "Redis AUTH failed: %s",
+                                         reply ? reply->str
+                                               : rs->ctx->errstr);
+                freeReplyObject(reply);
+                if (err)
+                        goto out;
+        }
+        reply = redisCommand(rs->ctx, "SCRIPT LOAD %s", save_script);
+        if (!reply || reply->type != REDIS_REPLY_STRING ||
+            reply->len != 40) {
+                err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                 "Redis SCRIPT LOAD failed: %s",
+                                 reply && reply->type == REDIS_REPLY_ERROR
+                                         ? reply->str
+                                         : rs->ctx->errstr);
+        } else {
+                memcpy(rs->sha, reply->str, 41);
+        }
+        freeReplyObject(reply);
+        if (!err)
+                mg_log_info("store", "connected to Redis at %s",
+                            rs->conf->addr);
+out:
+        if (err)
+                redis_drop(rs);
+        return err;
+}
+
+static void key_of(char *buf, size_t size, const char *identity,
+                   const char *suffix) {
+        snprintf(buf, size, "mg:{%s}:%s", identity, suffix);
+}
+
+/* Apply one HGETALL reply to rec. */
+static mg_err_t rec_from_reply(struct mg_store_rec *rec,
+                               const redisReply *reply, char *errstr,
+                               size_t errstr_size) {
+        char derr[256];
+        size_t i;
+
+        mg_baseline_init(rec->bl);
+        rec->gen = 0;
+        rec->origin_cnt = 0;
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2)
+                return mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                  "unexpected HGETALL reply for %s",
+                                  rec->identity);
+        for (i = 0; i + 1 < reply->elements; i += 2) {
+                const redisReply *f = reply->element[i];
+                const redisReply *v = reply->element[i + 1];
+                char tmp[32], *colon, *end;
+
+                if (f->type != REDIS_REPLY_STRING ||
+                    v->type != REDIS_REPLY_STRING)
+                        continue;
+                if (!strcmp(f->str, "b")) {
+                        if (mg_baseline_decode(rec->bl, v->str, v->len, derr,
+                                               sizeof(derr)))
+                                return mg_err_set(
+                                        MG_ERR_DECODE, errstr, errstr_size,
+                                        "mg:{%s}:bl field b: %s",
+                                        rec->identity, derr);
+                } else if (!strcmp(f->str, "g")) {
+                        snprintf(tmp, sizeof(tmp), "%.*s", (int)v->len,
+                                 v->str);
+                        rec->gen = strtoull(tmp, NULL, 10);
+                } else if (!strncmp(f->str, "o:", 2) &&
+                           (colon = strrchr(f->str + 2, ':')) &&
+                           rec->origin_cnt < MG_STORE_ORIGINS_MAX) {
+                        struct mg_store_origin *o =
+                                &rec->origins[rec->origin_cnt];
+                        size_t tlen = (size_t)(colon - (f->str + 2));
+
+                        if (tlen >= sizeof(o->topic))
+                                continue;
+                        memcpy(o->topic, f->str + 2, tlen);
+                        o->topic[tlen] = '\0';
+                        o->partition = (int32_t)strtol(colon + 1, &end, 10);
+                        snprintf(tmp, sizeof(tmp), "%.*s", (int)v->len,
+                                 v->str);
+                        o->offset = strtoll(tmp, NULL, 10);
+                        rec->origin_cnt++;
+                }
+        }
+        return MG_OK;
+}
+
+/* Read cnt replies; on a connection error drop the connection. */
+static mg_err_t redis_replies(struct redis_store *rs, redisReply **replies,
+                              size_t cnt, char *errstr, size_t errstr_size) {
+        size_t i;
+
+        for (i = 0; i < cnt; i++) {
+                void *r = NULL;
+
+                if (redisGetReply(rs->ctx, &r) != REDIS_OK) {
+                        mg_err_t err = mg_err_set(
+                                MG_ERR_REDIS, errstr, errstr_size,
+                                "Redis at %s: %s", rs->conf->addr,
+                                rs->ctx->errstr[0] ? rs->ctx->errstr
+                                                   : "connection lost");
+                        while (i > 0)
+                                freeReplyObject(replies[--i]);
+                        redis_drop(rs);
+                        return err;
+                }
+                replies[i] = r;
+        }
+        return MG_OK;
+}
+
+static mg_err_t redis_load_cb(void *st, struct mg_store_rec **recs,
+                              size_t cnt, char *errstr, size_t errstr_size) {
+        struct redis_store *rs = st;
+        redisReply **replies = NULL;
+        char key[MG_EVENT_IDENTITY_MAX + 16];
+        mg_err_t err;
+        size_t i;
+
+        if (cnt == 0)
+                return MG_OK;
+        if ((err = redis_connect(rs, errstr, errstr_size)))
+                return err;
+        replies = calloc(cnt, sizeof(*replies));
+        if (!replies)
+                return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                  "out of memory");
+        for (i = 0; i < cnt; i++) {
+                const char *argv[2] = {"HGETALL", key};
+                size_t argvlen[2] = {7, 0};
+
+                key_of(key, sizeof(key), recs[i]->identity, "bl");
+                argvlen[1] = strlen(key);
+                redisAppendCommandArgv(rs->ctx, 2, argv, argvlen);
+        }
+        if ((err = redis_replies(rs, replies, cnt, errstr, errstr_size)))
+                goto out;
+        for (i = 0; i < cnt && !err; i++) {
+                if (replies[i]->type == REDIS_REPLY_ERROR)
+                        err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                         "HGETALL %s: %s", recs[i]->identity,
+                                         replies[i]->str);
+                else
+                        err = rec_from_reply(recs[i], replies[i], errstr,
+                                             errstr_size);
+        }
+        for (i = 0; i < cnt; i++)
+                freeReplyObject(replies[i]);
+out:
+        free(replies);
+        return err;
+}
+
+static mg_err_t redis_save_cb(void *st, struct mg_store_rec **recs,
+                              size_t cnt, int *conflicts, char *errstr,
+                              size_t errstr_size) {
+        /* EVALSHA sha 2 key key + 5 fixed + 2 per origin */
+        enum { ARGC_MAX = 4 + 5 + 2 * MG_STORE_ORIGINS_MAX };
+        struct redis_store *rs = st;
+        redisReply **replies = NULL;
+        unsigned char *blobs = NULL;
+        char (*texts)[ARGC_MAX][MG_EVENT_IDENTITY_MAX + 80] = NULL;
+        mg_err_t err;
+        size_t i;
+
+        if (cnt == 0)
+                return MG_OK;
+        if ((err = redis_connect(rs, errstr, errstr_size)))
+                return err;
+        replies = calloc(cnt, sizeof(*replies));
+        blobs = malloc(MG_BASELINE_BLOB_MAX);
+        texts = malloc(sizeof(*texts));
+        if (!replies || !blobs || !texts) {
+                err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                 "out of memory");
+                goto out;
+        }
+        for (i = 0; i < cnt; i++) {
+                struct mg_store_rec *rec = recs[i];
+                const char *argv[ARGC_MAX];
+                size_t argvlen[ARGC_MAX], blen;
+                int argc = 0, o;
+
+                if (mg_baseline_encode(rec->bl, blobs, MG_BASELINE_BLOB_MAX,
+                                       &blen)) {
+                        err = mg_err_set(MG_ERR_FATAL, errstr, errstr_size,
+                                         "baseline of %s does not encode",
+                                         rec->identity);
+                        /* Replies of commands already sent must be read. */
+                        if (redis_replies(rs, replies, i, errstr,
+                                          errstr_size) == MG_OK)
+                                while (i > 0)
+                                        freeReplyObject(replies[--i]);
+                        goto out;
+                }
+#define ARG(s, l)                                                             \
+        do {                                                                  \
+                argv[argc] = (s);                                             \
+                argvlen[argc++] = (l);                                        \
+        } while (0)
+#define ARGTXT(...)                                                           \
+        do {                                                                  \
+                int n_ = snprintf((*texts)[argc], sizeof((*texts)[argc]),     \
+                                  __VA_ARGS__);                               \
+                ARG((*texts)[argc], (size_t)n_);                              \
+        } while (0)
+                ARG("EVALSHA", 7);
+                ARG(rs->sha, 40);
+                ARG("2", 1);
+                ARGTXT("mg:{%s}:bl", rec->identity);
+                ARGTXT("mg:{%s}:risk", rec->identity);
+                ARGTXT("%" PRIu64, rec->gen);
+                ARG((const char *)blobs, blen);
+                ARGTXT("%" PRIu64, rec->gen + 1);
+                if (rec->risk_json)
+                        ARG(rec->risk_json, strlen(rec->risk_json));
+                else
+                        ARG("", 0);
+                ARG(rs->conf->risk_channel, strlen(rs->conf->risk_channel));
+                for (o = 0; o < rec->origin_cnt; o++) {
+                        ARGTXT("o:%s:%" PRId32, rec->origins[o].topic,
+                               rec->origins[o].partition);
+                        ARGTXT("%" PRId64, rec->origins[o].offset);
+                }
+#undef ARGTXT
+#undef ARG
+                /* hiredis copies the arguments into its output buffer. */
+                redisAppendCommandArgv(rs->ctx, argc, argv, argvlen);
+        }
+        if ((err = redis_replies(rs, replies, cnt, errstr, errstr_size)))
+                goto out;
+        for (i = 0; i < cnt; i++) {
+                redisReply *r = replies[i];
+
+                conflicts[i] = 0;
+                if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                        recs[i]->gen++;
+                } else if (r->type == REDIS_REPLY_INTEGER) {
+                        conflicts[i] = 1;
+                } else if (!err) {
+                        /* NOSCRIPT after a Redis restart, OOM, ...: retry
+                         * on a fresh connection (which reloads the
+                         * script). */
+                        err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                         "saving %s: %s", recs[i]->identity,
+                                         r->type == REDIS_REPLY_ERROR
+                                                 ? r->str
+                                                 : "unexpected reply");
+                }
+                freeReplyObject(r);
+        }
+        if (err)
+                redis_drop(rs);
+out:
+        free(replies);
+        free(blobs);
+        free(texts);
+        return err;
+}
+
+static void redis_destroy_cb(void *st) {
+        struct redis_store *rs = st;
+
+        redis_drop(rs);
+        free(rs);
+}
+
+static const struct mg_store_ops redis_store_ops = {
+        "redis", redis_load_cb, redis_save_cb, redis_destroy_cb};
+
+mg_err_t mg_store_redis_new(const struct mg_redis_conf *conf,
+                            struct mg_store *store, char *errstr,
+                            size_t errstr_size) {
+        struct redis_store *rs = calloc(1, sizeof(*rs));
+        mg_err_t err;
+
+        if (!rs)
+                return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                  "out of memory");
+        rs->conf = conf;
+        if ((err = parse_addr(conf->addr, rs->host, sizeof(rs->host),
+                              &rs->port, errstr, errstr_size))) {
+                free(rs);
+                return err;
+        }
+        store->ops = &redis_store_ops;
+        store->st = rs;
+        return MG_OK;
+}
+
+void mg_store_destroy(struct mg_store *store) {
+        if (store && store->ops)
+                store->ops->destroy_cb(store->st);
+        if (store) {
+                store->ops = NULL;
+                store->st = NULL;
+        }
+}
+
+mg_err_t mg_store_redis_get(const struct mg_redis_conf *conf,
+                            struct mg_store_rec *rec, char *errstr,
+                            size_t errstr_size) {
+        struct mg_store store;
+        mg_err_t err;
+
+        if ((err = mg_store_redis_new(conf, &store, errstr, errstr_size)))
+                return err;
+        err = store.ops->load_cb(store.st, &rec, 1, errstr, errstr_size);
+        if (!err && rec->gen == 0)
+                err = mg_err_set(MG_ERR_NOT_FOUND, errstr, errstr_size,
+                                 "no baseline for identity '%s'",
+                                 rec->identity);
+        mg_store_destroy(&store);
+        return err;
+}
+
+struct mg_store_rec *mg_store_rec_new(const char *identity) {
+        struct mg_store_rec *rec = calloc(1, sizeof(*rec));
+
+        if (!rec)
+                return NULL;
+        rec->bl = malloc(mg_baseline_size());
+        if (!rec->bl) {
+                free(rec);
+                return NULL;
+        }
+        mg_baseline_init(rec->bl);
+        snprintf(rec->identity, sizeof(rec->identity), "%s", identity);
+        return rec;
+}
+
+void mg_store_rec_destroy(struct mg_store_rec *rec) {
+        if (!rec)
+                return;
+        free(rec->bl);
+        free(rec->risk_json);
+        free(rec);
+}
+
+struct mg_store_origin *mg_store_rec_origin(struct mg_store_rec *rec,
+                                            const char *topic,
+                                            int32_t partition) {
+        struct mg_store_origin *o;
+        int i;
+
+        for (i = 0; i < rec->origin_cnt; i++)
+                if (rec->origins[i].partition == partition &&
+                    !strcmp(rec->origins[i].topic, topic))
+                        return &rec->origins[i];
+        if (rec->origin_cnt == MG_STORE_ORIGINS_MAX ||
+            strlen(topic) >= sizeof(o->topic))
+                return NULL;
+        o = &rec->origins[rec->origin_cnt++];
+        snprintf(o->topic, sizeof(o->topic), "%s", topic);
+        o->partition = partition;
+        o->offset = -1;
+        return o;
+}
+
+char *mg_store_risk_json(const char *identity, const struct mg_risk *risk,
+                         int64_t updated_ms) {
+        json_t *obj = json_object(), *reasons = json_array();
+        char *out;
+        int i;
+
+        if (!obj || !reasons) {
+                json_decref(obj);
+                json_decref(reasons);
+                return NULL;
+        }
+        for (i = 0; i < risk->reason_cnt; i++) {
+                const struct mg_reason *r = &risk->reasons[i];
+
+                json_array_append_new(
+                        reasons,
+                        json_pack("{s:s, s:f, s:s}", "signal",
+                                  mg_signal_names[r->signal], "points",
+                                  r->points, "detail", r->detail));
+        }
+        json_object_set_new(obj, "identity", json_string(identity));
+        json_object_set_new(obj, "risk", json_real(risk->score));
+        json_object_set_new(obj, "level",
+                            json_string(mg_risk_level_names[risk->level]));
+        json_object_set_new(obj, "ts", json_integer(risk->ts_ms));
+        json_object_set_new(obj, "reasons", reasons);
+        json_object_set_new(obj, "updated", json_integer(updated_ms));
+        out = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        json_decref(obj);
+        return out;
+}

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""End-to-end scoring, effectively once, with crashes.
+
+A real redis-server (append-only file, fsync on every write, so a kill -9
+of Redis loses nothing it acknowledged) and `mintgate broker` on loopback.
+The event stream is produced in chunks while `mintgate score` runs; the
+scorer is killed with SIGKILL at random moments several times and
+restarted, and Redis itself is killed and restarted mid-stream. At the end
+the per-identity event counts stored with each baseline (`mintgate baseline
+show --json`, events.auth / events.usage / events.signal) must equal the
+ground truth exactly: nothing lost, nothing counted twice. Also checks that
+risk is stored and published for identities that received a compromise
+signal.
+
+Usage: test_score_e2e.py /path/to/mintgate
+"""
+import collections
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+MINTGATE = sys.argv[1]
+N_IDS = 120
+N_EVENTS = int(os.environ.get("MG_SCORE_E2E_EVENTS", "24000"))
+CHUNKS = 6
+RNG = random.Random(int(os.environ.get("MG_SCORE_E2E_SEED", "7")))
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Redis:
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--logfile",
+             os.path.join(self.dir, "redis.log")])
+        for _ in range(100):
+            if self.cli("PING").strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def cli(self, *args):
+        p = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        return p.stdout
+
+
+def gen_events(n):
+    now = int(time.time() * 1000) - 6 * 3600 * 1000
+    ids = ["spiffe://corp/e2e/sa-%d" % i for i in range(N_IDS)]
+    out = []
+    for i in range(n):
+        ident = ids[RNG.randrange(N_IDS)]
+        ts = now + i * 500  # in order: nothing is late
+        r = RNG.random()
+        if r < 0.5:
+            ev = {"type": "auth", "event_id": "a%d" % i, "ts": ts,
+                  "identity": ident, "client_id": "c%d" % RNG.randrange(3),
+                  "source_ip": "203.0.113.%d" % RNG.randrange(4),
+                  "auth_method": "jwt_svid",
+                  "grant_type": "client_credentials",
+                  "scopes": ["deploy:write"], "outcome": "success",
+                  "token_id": "t%d" % i}
+        elif r < 0.98:
+            ev = {"type": "usage", "event_id": "u%d" % i, "ts": ts,
+                  "identity": ident, "resource": "api://deploy",
+                  "action": "POST /releases", "scope": "deploy:write",
+                  "source_ip": "203.0.113.1", "status": 201, "bytes": 100}
+        else:
+            ev = {"type": "signal", "event_id": "s%d" % i, "ts": ts,
+                  "identity": ident, "kind": "secret_exposed",
+                  "severity": 95, "source": "scanner", "detail": "leak"}
+        out.append(ev)
+    return out
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="mg-score-e2e-")
+    redis = Redis(tmp)
+    redis.start()
+    broker = subprocess.Popen([MINTGATE, "broker", "--port", "0",
+                               "--partitions", "4"], stdout=subprocess.PIPE,
+                              text=True)
+    scorer = None
+    common = []
+    try:
+        bootstrap = broker.stdout.readline().strip().split("=", 1)[1]
+        common = ["--brokers", bootstrap, "--redis",
+                  "127.0.0.1:%d" % redis.port,
+                  # A killed worker's partitions move after 6 s (Kafka's
+                  # minimum session), not 10.
+                  "--set", "kafka.session.timeout.ms=6000",
+                  "--set", "ingest.retry_backoff=200ms",
+                  "--log-level", "warn"]
+        events = gen_events(N_EVENTS)
+        truth = collections.defaultdict(collections.Counter)
+        for ev in events:
+            truth[ev["identity"]][ev["type"]] += 1
+
+        def start_scorer(*extra):
+            return subprocess.Popen([MINTGATE, "score", "--group", "e2e"] +
+                                    common + list(extra),
+                                    stderr=subprocess.PIPE, text=True)
+
+        def produce(chunk):
+            path = os.path.join(tmp, "chunk.jsonl")
+            with open(path, "w") as fp:
+                for ev in chunk:
+                    fp.write(json.dumps(ev) + "\n")
+            p = subprocess.run([MINTGATE, "produce", "--brokers", bootstrap,
+                                path], capture_output=True, text=True,
+                               timeout=120)
+            check(p.returncode == 0, "produce chunk: " + p.stderr[-300:])
+
+        step = N_EVENTS // CHUNKS
+        kills = 0
+        scorer = start_scorer()
+        for c in range(CHUNKS):
+            produce(events[c * step:(c + 1) * step if c < CHUNKS - 1
+                           else N_EVENTS])
+            if c == CHUNKS // 2:
+                # Redis dies mid-stream and comes back: the scorer pauses,
+                # commits nothing, and resumes by itself.
+                time.sleep(RNG.uniform(0.0, 0.5))
+                redis.kill()
+                print("redis killed", flush=True)
+                time.sleep(2.0)
+                redis.start()
+                print("redis restarted", flush=True)
+            # Kill the scorer at a random moment of its work, restart it.
+            time.sleep(RNG.uniform(0.5, 7.0))
+            scorer.send_signal(signal.SIGKILL)
+            scorer.wait()
+            kills += 1
+            print("scorer killed (%d)" % kills, flush=True)
+            scorer = start_scorer() if c < CHUNKS - 1 else None
+
+        # A last worker finishes the stream and stops once idle.
+        last = start_scorer("--idle-exit", "5s")
+        _, err = last.communicate(timeout=300)
+        print(err.strip()[-600:], flush=True)
+        check(last.returncode == 0, "last scorer exits 0")
+
+        mismatches = 0
+        for ident, counts in sorted(truth.items()):
+            p = subprocess.run([MINTGATE, "baseline", "show", ident, "--json",
+                                "--redis", "127.0.0.1:%d" % redis.port],
+                               capture_output=True, text=True, timeout=30)
+            if not check(p.returncode == 0, "baseline show %s: %s" % (
+                    ident, p.stderr.strip())):
+                mismatches += 1
+                continue
+            got = json.loads(p.stdout)["events"]
+            want = {t: counts.get(t, 0) for t in ("auth", "usage", "signal")}
+            if got != want:
+                mismatches += 1
+                check(False, "%s: stored %s, truth %s" % (ident, got, want))
+        check(mismatches == 0, "all %d identities exact after %d kills and "
+              "a Redis restart" % (len(truth), kills))
+
+        # Risk is stored for direct reads and reflects the compromise.
+        leaked = [i for i, c in truth.items() if c.get("signal")]
+        check(bool(leaked), "some identities got a secret_exposed signal")
+        for ident in leaked[:5]:
+            raw = redis.cli("GET", "mg:{%s}:risk" % ident).strip()
+            check(bool(raw), "risk key of %s" % ident)
+            if raw:
+                risk = json.loads(raw)
+                check(risk["identity"] == ident and risk["risk"] > 0 and
+                      any(r["signal"] == "secret_exposed"
+                          for r in risk["reasons"]),
+                      "risk of %s names secret_exposed: %s" % (ident, raw))
+    finally:
+        if scorer:
+            scorer.kill()
+        broker.terminate()
+        broker.wait(timeout=30)
+        if redis.proc:
+            redis.proc.kill()
+            redis.proc.wait()
+
+    if failures:
+        print("%d checks failed" % len(failures))
+        return 1
+    print("test_score_e2e: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
