@@ -100,6 +100,26 @@ int cli_produce(const struct cli_conf *cc, FILE *in,
                 const struct cli_produce_opts *opts,
                 struct cli_produce_result *res);
 
+/* The ingest sink feeding a scorer (cli_score.c), shared by score and
+ * dev. Zero it, set sc (owned: freed by cli_score_sink_free()), then
+ * cli_score_sink_init() fills an mg_ingest_sink. */
+struct cli_score_sink {
+        struct mg_scorer *sc;            /* the scoring stage, owned */
+        const struct mg_event **evs;     /* scratch: the batch's events */
+        mg_err_t *verdicts;              /* scratch: per event */
+        size_t cap;                      /* entries in both */
+        int64_t report_every_ms;         /* log counters this often; 0 no */
+        int64_t next_report_ms;          /* when to log counters next */
+        /* Optional: sees each acknowledged batch (dev prints it). */
+        void (*observe_cb)(void *opaque, const struct mg_event **evs,
+                           const mg_err_t *verdicts, size_t cnt);
+        void *observe_opaque;
+};
+
+void cli_score_sink_init(struct cli_score_sink *ss,
+                         struct mg_ingest_sink *sink);
+void cli_score_sink_free(struct cli_score_sink *ss);
+
 int cmd_broker_main(int argc, char **argv);
 int cmd_produce_main(int argc, char **argv);
 int cmd_ingest_main(int argc, char **argv);

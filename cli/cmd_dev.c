@@ -6,8 +6,10 @@
  * port in a temporary directory, then produces demo traffic (a few
  * identities of different kinds, with a small share of messages damaged on
  * purpose so the dead-letter path shows) through the same code as
- * `mintgate produce`, and consumes it through the ingest stage, printing
- * what it decodes and dead-letters.
+ * `mintgate produce`, consumes it through the ingest and scoring stages
+ * (the same sink as `mintgate score`), printing what it decodes and
+ * dead-letters, and finally each demo identity's live risk and reasons as
+ * read back from Redis.
  *
  * On a terminal it keeps running after the demo, so other commands (kcat,
  * `mintgate produce --brokers ...`) can use the stack, until Ctrl-C. Without
@@ -33,7 +35,7 @@
 #include "mg_log.h"
 
 /* Events the dev sink prints one by one before it only counts. */
-#define DEV_PRINT_MAX 24
+#define DEV_PRINT_MAX 8
 
 /* A child redis-server. */
 struct dev_redis {
@@ -231,13 +233,13 @@ static FILE *dev_demo_traffic(int64_t now_ms) {
         return fp;
 }
 
-static mg_err_t dev_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
-                               char *errstr, size_t errstr_size) {
+static void dev_observe_cb(void *opaque, const struct mg_event **evs,
+                           const mg_err_t *verdicts, size_t cnt) {
         struct dev_sink *ds = opaque;
-        size_t i, n = mg_ingest_batch_count(batch);
+        size_t i;
 
-        for (i = 0; i < n; i++) {
-                const struct mg_event *ev = mg_ingest_batch_event(batch, i);
+        for (i = 0; i < cnt; i++) {
+                const struct mg_event *ev = evs[i];
                 char ts[32];
 
                 ds->seen++;
@@ -265,13 +267,49 @@ static mg_err_t dev_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
                         break;
                 }
                 if (ds->printed == DEV_PRINT_MAX)
-                        printf("  ... (further events counted, not "
+                        printf("  ... (further events scored, not "
                                "printed)\n");
         }
         fflush(stdout);
-        (void)errstr;
-        (void)errstr_size;
-        return MG_OK;
+}
+
+/* The risk of each demo identity, read back from Redis. */
+static void dev_print_risk(const struct cli_conf *cc) {
+        static const char *const ids[] = {"spiffe://corp/ci/deployer",
+                                          "svc-billing-sync",
+                                          "agent://support-copilot"};
+        char errstr[256];
+        size_t i;
+        int r;
+
+        printf("\nlive risk (from Redis):\n");
+        for (i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
+                struct mg_store_rec *rec = mg_store_rec_new(ids[i]);
+                struct mg_risk risk;
+
+                if (!rec)
+                        return;
+                if (mg_store_redis_get(&cc->redis, rec, errstr,
+                                       sizeof(errstr))) {
+                        printf("  %-28s %s\n", ids[i], errstr);
+                        mg_store_rec_destroy(rec);
+                        continue;
+                }
+                mg_baseline_risk(rec->bl, &cc->scoring, mg_time_now_ms(),
+                                 &risk);
+                printf("  %-28s risk %5.1f %-8s events auth %" PRIu64
+                       " usage %" PRIu64 " signal %" PRIu64 "\n",
+                       ids[i], risk.score, mg_risk_level_names[risk.level],
+                       mg_baseline_event_count(rec->bl, MG_EVENT_AUTH),
+                       mg_baseline_event_count(rec->bl, MG_EVENT_USAGE),
+                       mg_baseline_event_count(rec->bl, MG_EVENT_SIGNAL));
+                for (r = 0; r < risk.reason_cnt; r++)
+                        printf("      %-22s %5.1f  %s\n",
+                               mg_signal_names[risk.reasons[r].signal],
+                               risk.reasons[r].points,
+                               risk.reasons[r].detail);
+                mg_store_rec_destroy(rec);
+        }
 }
 
 static void dev_usage(FILE *fp) {
@@ -301,7 +339,9 @@ int cmd_dev_main(int argc, char **argv) {
         struct cli_produce_result pres;
         struct mg_ingest_run_opts ropts = {1500, 0};
         struct dev_sink dsink = {0, 0};
-        struct mg_ingest_sink sink = {dev_deliver_cb, NULL, &dsink};
+        struct cli_score_sink ssink;
+        struct mg_ingest_sink sink;
+        struct mg_store store;
         struct dev_redis rd;
         struct mg_ingest_stats st;
         struct cli_common common;
@@ -315,6 +355,7 @@ int cmd_dev_main(int argc, char **argv) {
 
         memset(&common, 0, sizeof(common));
         memset(&rd, 0, sizeof(rd));
+        memset(&ssink, 0, sizeof(ssink));
         while ((c = getopt_long(argc, argv, "c:b:p:h", longopts, NULL)) !=
                -1) {
                 if ((r = cli_common_opt(&common, c, optarg)) < 0)
@@ -371,6 +412,18 @@ int cmd_dev_main(int argc, char **argv) {
                 goto out;
         printf("  redis   127.0.0.1:%d  (redis-server in %s)\n\n", rd.port,
                rd.dir);
+        snprintf(errstr, sizeof(errstr), "127.0.0.1:%d", rd.port);
+        if (mg_conf_set(cc.conf, "redis.addr", errstr, errstr,
+                        sizeof(errstr)) ||
+            mg_store_redis_new(&cc.redis, &store, errstr, sizeof(errstr)) ||
+            mg_scorer_new(&cc.scoring, &cc.worker, &store, &ssink.sc, errstr,
+                          sizeof(errstr))) {
+                fprintf(stderr, "mintgate dev: scoring: %s\n", errstr);
+                goto out;
+        }
+        ssink.observe_cb = dev_observe_cb;
+        ssink.observe_opaque = &dsink;
+        cli_score_sink_init(&ssink, &sink);
 
         if (!(demo = dev_demo_traffic(mg_time_now_ms()))) {
                 fprintf(stderr, "mintgate dev: tmpfile: %s\n",
@@ -385,7 +438,7 @@ int cmd_dev_main(int argc, char **argv) {
         if (cli_produce(&cc, demo, &popts, &pres) != MG_EXIT_OK)
                 goto out;
         printf("demo traffic: %" PRIu64 " events produced (%" PRIu64
-               " damaged on purpose)\n\ningest (decoded events):\n",
+               " damaged on purpose)\n\ningest + scoring (decoded events):\n",
                pres.sent, pres.damaged);
         fflush(stdout);
 
@@ -417,6 +470,7 @@ int cmd_dev_main(int argc, char **argv) {
                         printf(" %s=%" PRIu64, mg_err_name(i),
                                st.dlq_by_err[i]);
         printf(" -> %s\n", cc.ingest.topic_dlq);
+        dev_print_risk(&cc);
         rc = st.consumed == pres.sent ? MG_EXIT_OK : MG_EXIT_FAILURE;
         if (rc)
                 fprintf(stderr,
@@ -426,6 +480,7 @@ int cmd_dev_main(int argc, char **argv) {
 out:
         dev_ingest = NULL;
         mg_ingest_destroy(ing);
+        cli_score_sink_free(&ssink);
         if (demo)
                 fclose(demo);
         dev_redis_stop(&rd);

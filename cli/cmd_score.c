@@ -16,75 +16,6 @@
 #include "cli.h"
 #include "mg_log.h"
 
-/* The sink: ingest batches into the scorer. */
-struct score_sink {
-        struct mg_scorer *sc;            /* the scoring stage */
-        const struct mg_event **evs;     /* scratch: the batch's events */
-        mg_err_t *verdicts;              /* scratch: per event */
-        size_t cap;                      /* entries in both */
-        int64_t next_report_ms;          /* when to log counters next */
-};
-
-static mg_err_t score_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
-                                 char *errstr, size_t errstr_size) {
-        struct score_sink *ss = opaque;
-        size_t i, n = mg_ingest_batch_count(batch);
-        int64_t now;
-        mg_err_t err;
-
-        if (n > ss->cap) {
-                void *a = realloc(ss->evs, n * sizeof(*ss->evs));
-                void *b = a ? realloc(ss->verdicts, n * sizeof(*ss->verdicts))
-                            : NULL;
-
-                if (a)
-                        ss->evs = a;
-                if (b)
-                        ss->verdicts = b;
-                if (!a || !b)
-                        return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
-                                          "out of memory");
-                ss->cap = n;
-        }
-        for (i = 0; i < n; i++)
-                ss->evs[i] = mg_ingest_batch_event(batch, i);
-        err = mg_scorer_apply(ss->sc, ss->evs, n, ss->verdicts, errstr,
-                              errstr_size);
-        if (err)
-                return err;
-        for (i = 0; i < n; i++)
-                if (ss->verdicts[i])
-                        mg_ingest_batch_reject(
-                                batch, i, ss->verdicts[i],
-                                ss->verdicts[i] == MG_ERR_LATE
-                                        ? "event time is older than the "
-                                          "identity's newest event by more "
-                                          "than scoring.late_bound"
-                                        : NULL);
-        now = mg_time_now_ms();
-        if (now >= ss->next_report_ms) {
-                struct mg_scorer_stats st;
-
-                mg_scorer_stats_get(ss->sc, &st);
-                mg_log_info("score",
-                            "applied %" PRIu64 ", replayed %" PRIu64
-                            ", late %" PRIu64 ", risk changes %" PRIu64
-                            ", loads %" PRIu64 ", saves %" PRIu64,
-                            st.applied, st.replayed, st.late, st.published,
-                            st.loads, st.saves);
-                ss->next_report_ms = now + 10000;
-        }
-        return MG_OK;
-}
-
-static void score_partitions_cb(void *opaque, int assigned,
-                                const rd_kafka_topic_partition_list_t *parts) {
-        struct score_sink *ss = opaque;
-
-        /* Another worker may own some of these identities now. */
-        mg_scorer_cache_clear(ss->sc);
-}
-
 static struct mg_ingest *volatile score_ingest;
 
 static void score_on_signal(int sig) {
@@ -112,9 +43,8 @@ int cmd_score_main(int argc, char **argv) {
                 {"idle-exit", required_argument, NULL, 'I'},
                 {NULL, 0, NULL, 0}};
         struct mg_ingest_run_opts ropts = {0, 0};
-        struct score_sink ss;
-        struct mg_ingest_sink sink = {score_deliver_cb, score_partitions_cb,
-                                      &ss};
+        struct cli_score_sink ss;
+        struct mg_ingest_sink sink;
         struct mg_scorer_stats st;
         struct mg_ingest_stats ist;
         struct cli_common common;
@@ -128,6 +58,7 @@ int cmd_score_main(int argc, char **argv) {
 
         memset(&common, 0, sizeof(common));
         memset(&ss, 0, sizeof(ss));
+        ss.report_every_ms = 10000;
         while ((c = getopt_long(argc, argv, "c:b:g:h", longopts, NULL)) !=
                -1) {
                 if ((r = cli_common_opt(&common, c, optarg)) < 0)
@@ -177,6 +108,7 @@ int cmd_score_main(int argc, char **argv) {
                 rc = err == MG_ERR_CONFIG ? MG_EXIT_USAGE : MG_EXIT_FAILURE;
                 goto out;
         }
+        cli_score_sink_init(&ss, &sink);
         if ((err = mg_ingest_new(&cc.ingest, &sink, &ing, errstr,
                                  sizeof(errstr)))) {
                 fprintf(stderr, "mintgate score: %s\n", errstr);
@@ -207,9 +139,7 @@ int cmd_score_main(int argc, char **argv) {
                 ist.dead_lettered, st.published, ist.retries);
 out:
         mg_ingest_destroy(ing);
-        mg_scorer_destroy(ss.sc);
-        free(ss.evs);
-        free(ss.verdicts);
+        cli_score_sink_free(&ss);
         cli_conf_free(&cc);
         return rc;
 }

@@ -287,6 +287,10 @@ static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
              * queued.max.messages.kbytes. */
             (err = kafka_set(kconf, "queued.min.messages", "1000000", errstr,
                              errstr_size)) ||
+            /* Commit acknowledged offsets every second (librdkafka: 5 s):
+             * a restarted worker then re-reads, and skips, less. */
+            (err = kafka_set(kconf, "auto.commit.interval.ms", "1000", errstr,
+                             errstr_size)) ||
             (err = mg_ingest_kafka_conf_apply(&ing->conf->kafka, kconf, errstr,
                                               errstr_size)) ||
             /* Forced: the at-least-once contract depends on these. */

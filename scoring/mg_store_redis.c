@@ -151,7 +151,7 @@ static mg_err_t redis_connect(struct redis_store *rs, char *errstr,
         }
         freeReplyObject(reply);
         if (!err)
-                mg_log_info("store", "connected to Redis at %s",
+                mg_log_debug("store", "connected to Redis at %s",
                             rs->conf->addr);
 out:
         if (err)

@@ -28,179 +28,7 @@
 #include "mg_config.h"
 #include "mg_ingest.h"
 
-static double now_s(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-        qsort(v, (size_t)n, sizeof(*v), cmp_double);
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void die(const char *what, const char *errstr) {
-        fprintf(stderr, "bench_ingest: %s: %s\n", what, errstr);
-        exit(1);
-}
-
-/* A realistic mix: 45% auth, 50% usage, 5% signals, 2,000 identities. */
-static void make_event(struct mg_event *ev, uint64_t i, int64_t now_ms) {
-        char line[1024];
-        char errstr[256];
-        unsigned r = (unsigned)((i * 2654435761u) % 100);
-        unsigned id = (unsigned)((i * 40503u) % 2000);
-        int64_t ts = now_ms - (int64_t)(i % 3600000);
-
-        if (r < 45)
-                snprintf(line, sizeof(line),
-                         "{\"type\":\"auth\",\"event_id\":\"a-%" PRIu64
-                         "\",\"ts\":%" PRId64
-                         ",\"identity\":\"spiffe://corp/ns/sa-%u\","
-                         "\"identity_kind\":\"workload\",\"client_id\":"
-                         "\"client-%u\",\"source_ip\":\"203.0.113.%u\","
-                         "\"user_agent\":\"runner/2.3\",\"auth_method\":"
-                         "\"jwt_svid\",\"grant_type\":\"client_credentials\","
-                         "\"audience\":\"api://deploy\",\"scopes\":"
-                         "[\"deploy:write\",\"logs:read\"],\"outcome\":"
-                         "\"success\",\"token_id\":\"t-%" PRIu64 "\"}",
-                         i, ts, id, id % 50, id % 256, i);
-        else if (r < 95)
-                snprintf(line, sizeof(line),
-                         "{\"type\":\"usage\",\"event_id\":\"u-%" PRIu64
-                         "\",\"ts\":%" PRId64
-                         ",\"identity\":\"spiffe://corp/ns/sa-%u\","
-                         "\"token_id\":\"t-%" PRIu64 "\",\"resource\":"
-                         "\"api://deploy\",\"action\":\"POST /releases\","
-                         "\"scope\":\"deploy:write\",\"source_ip\":"
-                         "\"203.0.113.%u\",\"status\":201,\"bytes\":5120}",
-                         i, ts, id, i, id % 256);
-        else
-                snprintf(line, sizeof(line),
-                         "{\"type\":\"signal\",\"event_id\":\"s-%" PRIu64
-                         "\",\"ts\":%" PRId64
-                         ",\"identity\":\"spiffe://corp/ns/sa-%u\","
-                         "\"kind\":\"secret_exposed\",\"severity\":90,"
-                         "\"source\":\"secret-scanner\",\"detail\":"
-                         "\"token found in public repo\"}",
-                         i, ts, id);
-        if (mg_event_from_json(ev, line, strlen(line), now_ms, errstr,
-                               sizeof(errstr)))
-                die("make_event", errstr);
-}
-
-static void fill(const char *bootstrap, uint64_t n) {
-        static const char *const topics[] = {"mg.auth", "mg.usage",
-                                             "mg.signals"};
-        static struct mg_event ev;
-        struct mg_avro_registry *reg;
-        struct mg_avro_encoder *enc;
-        rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-        unsigned char buf[MG_AVRO_MSG_MAX];
-        char errstr[512];
-        int64_t now_ms = mg_time_now_ms();
-        rd_kafka_t *rk;
-        uint64_t i;
-        size_t len;
-
-        if (mg_avro_registry_new(&reg, errstr, sizeof(errstr)) ||
-            mg_avro_encoder_new(reg, MG_AVRO_SINGLE_OBJECT, &enc, errstr,
-                                sizeof(errstr)))
-                die("encoder", errstr);
-        rd_kafka_conf_set(kconf, "bootstrap.servers", bootstrap, NULL, 0);
-        rd_kafka_conf_set(kconf, "linger.ms", "20", NULL, 0);
-        rd_kafka_conf_set(kconf, "batch.size", "1000000", NULL, 0);
-        rd_kafka_conf_set(kconf, "queue.buffering.max.messages", "2000000",
-                          NULL, 0);
-        if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr,
-                                sizeof(errstr))))
-                die("producer", errstr);
-        for (i = 0; i < n; i++) {
-                make_event(&ev, i, now_ms);
-                if (mg_avro_encode(enc, &ev, NULL, buf, sizeof(buf), &len,
-                                   errstr, sizeof(errstr)))
-                        die("encode", errstr);
-                while (rd_kafka_producev(
-                               rk, RD_KAFKA_V_TOPIC(topics[ev.type]),
-                               RD_KAFKA_V_KEY(ev.identity,
-                                              strlen(ev.identity)),
-                               RD_KAFKA_V_VALUE(buf, len),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                               RD_KAFKA_V_END) ==
-                       RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        rd_kafka_poll(rk, 10);
-                rd_kafka_poll(rk, 0);
-        }
-        if (rd_kafka_flush(rk, 60000))
-                die("flush", "timed out");
-        rd_kafka_destroy(rk);
-        mg_avro_encoder_destroy(enc);
-        mg_avro_registry_destroy(reg);
-}
-
-static double bare_assigned_at;
-
-static void bare_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
-                              rd_kafka_topic_partition_list_t *parts,
-                              void *opaque) {
-        if (kerr == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                rd_kafka_assign(rk, parts);
-                bare_assigned_at = now_s();
-        } else {
-                rd_kafka_assign(rk, NULL);
-        }
-}
-
-/* (a) bare consumer: returns messages/s from assignment to last message. */
-static double run_bare(const char *bootstrap, const char *group, uint64_t n) {
-        rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-        rd_kafka_topic_partition_list_t *topics =
-                rd_kafka_topic_partition_list_new(3);
-        rd_kafka_message_t *msgs[500];
-        char errstr[512];
-        double t1 = 0;
-        uint64_t got = 0;
-        rd_kafka_queue_t *rkqu;
-        rd_kafka_t *rk;
-        ssize_t r, i;
-
-        rd_kafka_conf_set(kconf, "bootstrap.servers", bootstrap, NULL, 0);
-        rd_kafka_conf_set(kconf, "group.id", group, NULL, 0);
-        rd_kafka_conf_set(kconf, "auto.offset.reset", "earliest", NULL, 0);
-        rd_kafka_conf_set(kconf, "enable.auto.offset.store", "false", NULL,
-                          0);
-        rd_kafka_conf_set_rebalance_cb(kconf, bare_rebalance_cb);
-        if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr,
-                                sizeof(errstr))))
-                die("consumer", errstr);
-        rd_kafka_poll_set_consumer(rk);
-        rkqu = rd_kafka_queue_get_consumer(rk);
-        rd_kafka_topic_partition_list_add(topics, "mg.auth", -1);
-        rd_kafka_topic_partition_list_add(topics, "mg.usage", -1);
-        rd_kafka_topic_partition_list_add(topics, "mg.signals", -1);
-        rd_kafka_subscribe(rk, topics);
-        rd_kafka_topic_partition_list_destroy(topics);
-        while (got < n) {
-                r = rd_kafka_consume_batch_queue(rkqu, 1000, msgs, 500);
-                for (i = 0; i < r; i++) {
-                        if (!msgs[i]->err)
-                                got++;
-                        rd_kafka_message_destroy(msgs[i]);
-                }
-        }
-        t1 = now_s();
-        rd_kafka_queue_destroy(rkqu);
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        return (double)n / (t1 - bare_assigned_at);
-}
+#include "bench_common.h"
 
 /* The counting sink of (b). */
 struct count_sink {
@@ -214,9 +42,9 @@ static mg_err_t count_cb(void *opaque, struct mg_ingest_batch *batch,
         size_t n = mg_ingest_batch_count(batch);
 
         if (!cs->got && getenv("BENCH_DEBUG"))
-                fprintf(stderr, "first batch %zu at %.3f\n", n, now_s());
+                fprintf(stderr, "first batch %zu at %.3f\n", n, bench_now());
         cs->got += n;
-        cs->t_last = now_s();
+        cs->t_last = bench_now();
         return MG_OK;
 }
 
@@ -249,11 +77,11 @@ static double run_ingest(const char *bootstrap, const char *group,
             (getenv("BENCH_WAIT") &&
              mg_conf_set(conf, "ingest.batch_wait", getenv("BENCH_WAIT"),
                          errstr, sizeof(errstr))))
-                die("conf", errstr);
+                bench_die("conf", errstr);
         if (mg_ingest_new(&ic, &sink, &ing, errstr, sizeof(errstr)))
-                die("ingest", errstr);
+                bench_die("ingest", errstr);
         if (mg_ingest_run(ing, &ropts, errstr, sizeof(errstr)))
-                die("ingest run", errstr);
+                bench_die("ingest run", errstr);
         if (cs.got != n) {
                 fprintf(stderr, "bench_ingest: ingest delivered %" PRIu64
                                 " of %" PRIu64 "\n",
@@ -287,24 +115,25 @@ int main(int argc, char **argv) {
         bare = calloc((size_t)rounds, sizeof(*bare));
         ing = calloc((size_t)rounds, sizeof(*ing));
         if (mg_broker_new(&bopts, &broker, errstr, sizeof(errstr)))
-                die("broker", errstr);
-        t = now_s();
-        fill(mg_broker_bootstrap(broker), n);
+                bench_die("broker", errstr);
+        t = bench_now();
+        bench_fill(mg_broker_bootstrap(broker), n, 2000);
         printf("bench_ingest: %" PRIu64 " events in the embedded broker "
                "(filled in %.2f s), %d rounds\n",
-               n, now_s() - t, rounds);
+               n, bench_now() - t, rounds);
         for (i = 0; i < rounds; i++) {
                 snprintf(group, sizeof(group), "bench-ingest-%d", i);
                 ing[i] = run_ingest(mg_broker_bootstrap(broker), group, n);
                 snprintf(group, sizeof(group), "bench-bare-%d", i);
-                bare[i] = run_bare(mg_broker_bootstrap(broker), group, n);
+                bare[i] = bench_bare_consumer(mg_broker_bootstrap(broker),
+                                              group, n);
                 printf("  round %d: bare consumer %9.0f msg/s   ingest "
                        "(decode+validate) %9.0f ev/s   ratio %.2f\n",
                        i + 1, bare[i], ing[i], ing[i] / bare[i]);
                 fflush(stdout);
         }
-        mb = median(bare, rounds);
-        mi = median(ing, rounds);
+        mb = bench_median(bare, rounds);
+        mi = bench_median(ing, rounds);
         printf("median: bare consumer %.0f msg/s, ingest %.0f ev/s, "
                "ratio %.2f (target >= 0.80)\n",
                mb, mi, mi / mb);

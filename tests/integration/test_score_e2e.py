@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 MINTGATE = sys.argv[1]
@@ -124,16 +125,32 @@ def main():
                   # minimum session), not 10.
                   "--set", "kafka.session.timeout.ms=6000",
                   "--set", "ingest.retry_backoff=200ms",
-                  "--log-level", "warn"]
+                  "--log-level", "info"]
         events = gen_events(N_EVENTS)
         truth = collections.defaultdict(collections.Counter)
         for ev in events:
             truth[ev["identity"]][ev["type"]] += 1
 
         def start_scorer(*extra):
-            return subprocess.Popen([MINTGATE, "score", "--group", "e2e"] +
-                                    common + list(extra),
-                                    stderr=subprocess.PIPE, text=True)
+            p = subprocess.Popen([MINTGATE, "score", "--group", "e2e"] +
+                                 common + list(extra),
+                                 stderr=subprocess.PIPE, text=True)
+            p.lines = []
+
+            def pump():
+                for line in p.stderr:
+                    p.lines.append(line)
+            p.pump = threading.Thread(target=pump, daemon=True)
+            p.pump.start()
+            return p
+
+        def wait_assigned(p):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any("assigned" in l for l in p.lines):
+                    return True
+                time.sleep(0.05)
+            return check(False, "scorer got partitions within 60 s")
 
         def produce(chunk):
             path = os.path.join(tmp, "chunk.jsonl")
@@ -149,19 +166,21 @@ def main():
         kills = 0
         scorer = start_scorer()
         for c in range(CHUNKS):
+            wait_assigned(scorer)
             produce(events[c * step:(c + 1) * step if c < CHUNKS - 1
                            else N_EVENTS])
             if c == CHUNKS // 2:
                 # Redis dies mid-stream and comes back: the scorer pauses,
                 # commits nothing, and resumes by itself.
-                time.sleep(RNG.uniform(0.0, 0.5))
+                time.sleep(RNG.uniform(0.0, 0.2))
                 redis.kill()
                 print("redis killed", flush=True)
                 time.sleep(2.0)
                 redis.start()
                 print("redis restarted", flush=True)
-            # Kill the scorer at a random moment of its work, restart it.
-            time.sleep(RNG.uniform(0.5, 7.0))
+                time.sleep(3.0)
+            # Kill the scorer while it works on the chunk, restart it.
+            time.sleep(RNG.uniform(0.0, 0.3))
             scorer.send_signal(signal.SIGKILL)
             scorer.wait()
             kills += 1
@@ -170,8 +189,9 @@ def main():
 
         # A last worker finishes the stream and stops once idle.
         last = start_scorer("--idle-exit", "5s")
-        _, err = last.communicate(timeout=300)
-        print(err.strip()[-600:], flush=True)
+        last.wait(timeout=300)
+        last.pump.join(timeout=10)
+        print("".join(last.lines[-3:]).strip(), flush=True)
         check(last.returncode == 0, "last scorer exits 0")
 
         mismatches = 0

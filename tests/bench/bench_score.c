@@ -1,0 +1,485 @@
+/*
+ * bench_score.c — end-to-end scoring against a bare librdkafka consumer,
+ * Redis memory per identity, and event-to-risk-visible latency.
+ *
+ * One run, against the embedded broker (in-process) and a real
+ * redis-server (child process):
+ *   1. throughput: N events over 2,000 identities; R rounds alternating a
+ *      bare consumer group reading all N, and the ingest + scoring stage
+ *      (decode, validate, score, persist in Redis, acknowledge) with Redis
+ *      flushed before each round; both timed from partition assignment to
+ *      the Nth message; medians and their ratio (target >= 0.5);
+ *   2. memory: Redis used_memory after a round, less the empty server's,
+ *      per identity (target <= 2 KB), and MEMORY USAGE of both keys of a
+ *      sample of identities;
+ *   3. freshness: a steady 50,000 events/s for D seconds into fresh topics
+ *      while a scorer runs; 1% of the events are probes (an external
+ *      secret_exposed signal for a fresh identity), whose risk change a
+ *      subscriber on the risk channel receives. Latency = produce call to
+ *      publication received; p50/p99 (target p99 < 50 ms).
+ *
+ * Usage: bench_score [N, default 300000] [R, default 3] [D s, default 10]
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+
+#include "bench_common.h"
+#include "mg_avro.h"
+#include "mg_broker.h"
+#include "mg_config.h"
+#include "mg_ingest.h"
+#include "mg_scorer.h"
+#include "mg_store.h"
+
+#define N_IDS 2000
+#define PROBES_MAX 100000
+
+/* Everything one scoring run needs, built from configuration tables as
+ * `mintgate score` builds it. */
+struct score_run {
+        struct mg_conf *conf;
+        struct mg_ingest_conf ic;
+        struct mg_scoring_conf scf;
+        struct mg_redis_conf rc;
+        struct mg_worker_conf wc;
+        struct mg_scorer *sc;
+        struct mg_ingest *ing;
+        const struct mg_event **evs;
+        mg_err_t *verdicts;
+        size_t cap;
+        atomic_uint_fast64_t got;    /* events acknowledged */
+        double t_last;               /* when the last batch was acked */
+};
+
+static mg_err_t run_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
+                               char *errstr, size_t errstr_size) {
+        struct score_run *run = opaque;
+        size_t i, n = mg_ingest_batch_count(batch);
+        mg_err_t err;
+
+        if (n > run->cap) {
+                run->evs = realloc(run->evs, n * sizeof(*run->evs));
+                run->verdicts = realloc(run->verdicts,
+                                        n * sizeof(*run->verdicts));
+                if (!run->evs || !run->verdicts)
+                        bench_die("realloc", "out of memory");
+                run->cap = n;
+        }
+        for (i = 0; i < n; i++)
+                run->evs[i] = mg_ingest_batch_event(batch, i);
+        err = mg_scorer_apply(run->sc, run->evs, n, run->verdicts, errstr,
+                              errstr_size);
+        if (err)
+                return err;
+        atomic_fetch_add(&run->got, n);
+        run->t_last = bench_now();
+        return MG_OK;
+}
+
+static void run_partitions_cb(void *opaque, int assigned,
+                              const rd_kafka_topic_partition_list_t *parts) {
+        struct score_run *run = opaque;
+
+        mg_scorer_cache_clear(run->sc);
+}
+
+static void run_set(struct score_run *run, const char *key, const char *val) {
+        char errstr[512];
+
+        if (mg_conf_set(run->conf, key, val, errstr, sizeof(errstr)))
+                bench_die(key, errstr);
+}
+
+static void run_init(struct score_run *run, const char *bootstrap,
+                     const char *redis_addr, const char *group,
+                     const char *topic_prefix) {
+        struct mg_ingest_sink sink = {run_deliver_cb, run_partitions_cb, run};
+        struct mg_store store;
+        char errstr[512], key[64];
+
+        memset(run, 0, sizeof(*run));
+        run->conf = mg_conf_new();
+        if (mg_conf_add_section(run->conf, "i", mg_ingest_conf_props,
+                                mg_ingest_conf_prop_cnt, &run->ic, errstr,
+                                sizeof(errstr)) ||
+            mg_conf_add_section(run->conf, "s", mg_scoring_conf_props,
+                                mg_scoring_conf_prop_cnt, &run->scf, errstr,
+                                sizeof(errstr)) ||
+            mg_conf_add_section(run->conf, "r", mg_redis_conf_props,
+                                mg_redis_conf_prop_cnt, &run->rc, errstr,
+                                sizeof(errstr)) ||
+            mg_conf_add_section(run->conf, "w", mg_worker_conf_props,
+                                mg_worker_conf_prop_cnt, &run->wc, errstr,
+                                sizeof(errstr)))
+                bench_die("conf", errstr);
+        run_set(run, "kafka.bootstrap.servers", bootstrap);
+        run_set(run, "ingest.group_id", group);
+        run_set(run, "redis.addr", redis_addr);
+        if (topic_prefix) {
+                snprintf(key, sizeof(key), "%s.auth", topic_prefix);
+                run_set(run, "ingest.topics.auth", key);
+                snprintf(key, sizeof(key), "%s.usage", topic_prefix);
+                run_set(run, "ingest.topics.usage", key);
+                snprintf(key, sizeof(key), "%s.signals", topic_prefix);
+                run_set(run, "ingest.topics.signals", key);
+        }
+        if (getenv("BENCH_BATCH"))
+                run_set(run, "ingest.batch_size", getenv("BENCH_BATCH"));
+        if (mg_store_redis_new(&run->rc, &store, errstr, sizeof(errstr)) ||
+            mg_scorer_new(&run->scf, &run->wc, &store, &run->sc, errstr,
+                          sizeof(errstr)) ||
+            mg_ingest_new(&run->ic, &sink, &run->ing, errstr,
+                          sizeof(errstr)))
+                bench_die("scorer", errstr);
+}
+
+static void run_free(struct score_run *run) {
+        mg_ingest_destroy(run->ing);
+        mg_scorer_destroy(run->sc);
+        mg_conf_destroy(run->conf);
+        free(run->evs);
+        free(run->verdicts);
+}
+
+static void redis_cmd(const struct bench_redis *rd, const char *cmd,
+                      long long *intp) {
+        redisContext *c = redisConnect("127.0.0.1", rd->port);
+        redisReply *r = c && !c->err ? redisCommand(c, cmd) : NULL;
+
+        if (!r)
+                bench_die("redis", cmd);
+        if (intp)
+                *intp = r->integer;
+        freeReplyObject(r);
+        redisFree(c);
+}
+
+static long long redis_used_memory(const struct bench_redis *rd) {
+        redisContext *c = redisConnect("127.0.0.1", rd->port);
+        redisReply *r = c && !c->err ? redisCommand(c, "INFO memory") : NULL;
+        long long v = -1;
+        const char *p;
+
+        if (r && r->type == REDIS_REPLY_STRING &&
+            (p = strstr(r->str, "used_memory:")))
+                v = atoll(p + strlen("used_memory:"));
+        freeReplyObject(r);
+        redisFree(c);
+        return v;
+}
+
+/* (b) of a round: messages/s from assignment to the last acked batch. */
+static double run_score_round(const char *bootstrap,
+                              const struct bench_redis *rd, const char *group,
+                              uint64_t n) {
+        struct mg_ingest_run_opts ropts = {0, n};
+        struct mg_ingest_stats st;
+        struct score_run run;
+        char errstr[512];
+
+        run_init(&run, bootstrap, rd->addr, group, NULL);
+        if (mg_ingest_run(run.ing, &ropts, errstr, sizeof(errstr)))
+                bench_die("ingest run", errstr);
+        mg_ingest_stats_get(run.ing, &st);
+        if (atomic_load(&run.got) != n)
+                bench_die("score round", "not every event was scored");
+        run_free(&run);
+        return (double)n / (run.t_last - (double)st.assigned_us / 1e6);
+}
+
+/* ---- freshness -------------------------------------------------------- */
+
+struct fresh {
+        const char *bootstrap;       /* broker */
+        const struct bench_redis *rd; /* redis */
+        const char *channel;         /* risk channel */
+        double rate;                 /* events/s */
+        double seconds;              /* duration */
+        double sent_at[PROBES_MAX];  /* produce time of probe k */
+        double seen_at[PROBES_MAX];  /* publication received, or 0 */
+        int probes;                  /* probes sent */
+        atomic_int stop;             /* subscriber stops */
+        atomic_int ready;            /* subscriber subscribed */
+};
+
+static void *fresh_subscriber(void *arg) {
+        struct fresh *fr = arg;
+        redisContext *c = redisConnect("127.0.0.1", fr->rd->port);
+        struct timeval tv = {0, 200 * 1000};
+        void *reply;
+
+        if (!c || c->err)
+                bench_die("subscriber", "cannot connect");
+        freeReplyObject(redisCommand(c, "SUBSCRIBE %s", fr->channel));
+        redisSetTimeout(c, tv);
+        atomic_store(&fr->ready, 1);
+        while (!atomic_load(&fr->stop)) {
+                redisReply *r;
+                const char *p;
+
+                if (redisGetReply(c, &reply) != REDIS_OK) {
+                        /* timeout: reconnecting is not needed for a bench;
+                         * hiredis marks the context broken, so reopen. */
+                        redisFree(c);
+                        c = redisConnect("127.0.0.1", fr->rd->port);
+                        if (!c || c->err)
+                                break;
+                        freeReplyObject(
+                                redisCommand(c, "SUBSCRIBE %s", fr->channel));
+                        redisSetTimeout(c, tv);
+                        continue;
+                }
+                r = reply;
+                if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                    r->element[2]->type == REDIS_REPLY_STRING &&
+                    (p = strstr(r->element[2]->str, "\"probe-"))) {
+                        int k = atoi(p + 7);
+
+                        if (k >= 0 && k < PROBES_MAX && !fr->seen_at[k])
+                                fr->seen_at[k] = bench_now();
+                }
+                freeReplyObject(r);
+        }
+        redisFree(c);
+        return NULL;
+}
+
+/* Paced producer: background mix plus one probe per 100 events. */
+static void fresh_produce(struct fresh *fr) {
+        static const char *const topics[] = {"fresh.auth", "fresh.usage",
+                                             "fresh.signals"};
+        static struct mg_event ev;
+        struct mg_avro_registry *reg;
+        struct mg_avro_encoder *enc;
+        rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+        unsigned char buf[MG_AVRO_MSG_MAX];
+        char errstr[512], probe_id[64];
+        double t0 = bench_now(), t;
+        uint64_t i, total = (uint64_t)(fr->rate * fr->seconds);
+        rd_kafka_t *rk;
+        size_t len;
+
+        if (mg_avro_registry_new(&reg, errstr, sizeof(errstr)) ||
+            mg_avro_encoder_new(reg, MG_AVRO_SINGLE_OBJECT, &enc, errstr,
+                                sizeof(errstr)))
+                bench_die("encoder", errstr);
+        rd_kafka_conf_set(kconf, "bootstrap.servers", fr->bootstrap, NULL, 0);
+        rd_kafka_conf_set(kconf, "linger.ms", "1", NULL, 0);
+        if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr,
+                                sizeof(errstr))))
+                bench_die("producer", errstr);
+        for (i = 0; i < total; i++) {
+                int64_t now_ms = mg_time_now_ms();
+                int probe = i % 100 == 99 && fr->probes < PROBES_MAX;
+
+                /* Pace: event i is due at t0 + i / rate. */
+                while ((t = bench_now()) < t0 + (double)i / fr->rate)
+                        if (t0 + (double)i / fr->rate - t > 0.0005)
+                                usleep(200);
+                bench_make_event(&ev, i, now_ms, N_IDS);
+                ev.ts_ms = now_ms;
+                if (probe) {
+                        char line[256];
+
+                        snprintf(probe_id, sizeof(probe_id), "probe-%d",
+                                 fr->probes);
+                        snprintf(line, sizeof(line),
+                                 "{\"type\":\"signal\",\"event_id\":\"p%d\","
+                                 "\"ts\":%" PRId64 ",\"identity\":\"%s\","
+                                 "\"kind\":\"secret_exposed\",\"severity\":"
+                                 "90,\"source\":\"bench\"}",
+                                 fr->probes, now_ms, probe_id);
+                        if (mg_event_from_json(&ev, line, strlen(line), now_ms,
+                                               errstr, sizeof(errstr)))
+                                bench_die("probe", errstr);
+                }
+                if (mg_avro_encode(enc, &ev, NULL, buf, sizeof(buf), &len,
+                                   errstr, sizeof(errstr)))
+                        bench_die("encode", errstr);
+                if (probe)
+                        fr->sent_at[fr->probes++] = bench_now();
+                while (rd_kafka_producev(
+                               rk, RD_KAFKA_V_TOPIC(topics[ev.type]),
+                               RD_KAFKA_V_KEY(ev.identity,
+                                              strlen(ev.identity)),
+                               RD_KAFKA_V_VALUE(buf, len),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                               RD_KAFKA_V_END) ==
+                       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        rd_kafka_poll(rk, 1);
+                rd_kafka_poll(rk, 0);
+        }
+        rd_kafka_flush(rk, 30000);
+        rd_kafka_destroy(rk);
+        mg_avro_encoder_destroy(enc);
+        mg_avro_registry_destroy(reg);
+        printf("freshness: produced %" PRIu64 " events in %.2f s (%.0f/s)\n",
+               total, bench_now() - t0, (double)total / (bench_now() - t0));
+}
+
+struct ingest_thread {
+        struct score_run *run;
+        mg_err_t err;
+        char errstr[512];
+};
+
+static void *ingest_main(void *arg) {
+        struct ingest_thread *it = arg;
+        struct mg_ingest_run_opts ropts = {0, 0};
+
+        it->err = mg_ingest_run(it->run->ing, &ropts, it->errstr,
+                                sizeof(it->errstr));
+        return NULL;
+}
+
+static void run_freshness(struct mg_broker *broker,
+                          const struct bench_redis *rd, double rate,
+                          double seconds) {
+        static struct fresh fr;
+        static const char *const topics[] = {"fresh.auth", "fresh.usage",
+                                             "fresh.signals"};
+        struct ingest_thread it;
+        struct score_run run;
+        struct mg_ingest_stats st;
+        pthread_t ting, tsub;
+        double *lat;
+        char errstr[512];
+        int i, n = 0, missing = 0;
+
+        for (i = 0; i < 3; i++)
+                if (mg_broker_topic_create(broker, topics[i], 16, errstr,
+                                           sizeof(errstr)))
+                        bench_die("topic", errstr);
+        memset(&fr, 0, sizeof(fr));
+        fr.bootstrap = mg_broker_bootstrap(broker);
+        fr.rd = rd;
+        fr.rate = rate;
+        fr.seconds = seconds;
+        run_init(&run, fr.bootstrap, rd->addr, "bench-fresh", "fresh");
+        fr.channel = run.rc.risk_channel;
+        it.run = &run;
+        pthread_create(&tsub, NULL, fresh_subscriber, &fr);
+        pthread_create(&ting, NULL, ingest_main, &it);
+        do { /* wait for the group and the subscription */
+                usleep(20 * 1000);
+                mg_ingest_stats_get(run.ing, &st);
+        } while (!st.assigned_us || !atomic_load(&fr.ready));
+        usleep(500 * 1000);
+        fresh_produce(&fr);
+        sleep(2); /* let the last probes arrive */
+        mg_ingest_stop(run.ing);
+        pthread_join(ting, NULL);
+        atomic_store(&fr.stop, 1);
+        pthread_join(tsub, NULL);
+        if (it.err)
+                bench_die("fresh ingest", it.errstr);
+        lat = calloc((size_t)fr.probes + 1, sizeof(*lat));
+        for (i = 0; i < fr.probes; i++) {
+                if (!fr.seen_at[i]) {
+                        missing++;
+                        continue;
+                }
+                lat[n++] = (fr.seen_at[i] - fr.sent_at[i]) * 1000.0;
+        }
+        if (n > 0) {
+                double p50, p99;
+
+                bench_median(lat, n); /* sorts */
+                p50 = lat[n / 2];
+                p99 = lat[(int)((double)n * 0.99) < n ? (int)((double)n * 0.99)
+                                                      : n - 1];
+                printf("freshness: %d probes at %.0f events/s: event "
+                       "produced -> risk published p50 %.1f ms, p99 %.1f "
+                       "ms, max %.1f ms (target p99 < 50 ms); %d not seen\n",
+                       n, rate, p50, p99, lat[n - 1], missing);
+        } else {
+                printf("freshness: no probe seen (%d sent)\n", fr.probes);
+        }
+        free(lat);
+        run_free(&run);
+}
+
+int main(int argc, char **argv) {
+        static const char *const topics[] = {"mg.auth", "mg.usage",
+                                             "mg.signals", "mg.dlq"};
+        uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 300000;
+        int rounds = argc > 2 ? atoi(argv[2]) : 3, i;
+        double seconds = argc > 3 ? atof(argv[3]) : 10;
+        struct mg_broker_opts bopts = {"127.0.0.1", 0, topics, 4, 16};
+        struct bench_redis rd;
+        struct mg_broker *broker;
+        double *bare, *score, mb, ms;
+        long long mem0, mem1, keys, usage_bl = 0, usage_risk = 0;
+        char errstr[512], group[64], cmd[160];
+
+        if (n < 1000 || rounds < 1 || seconds <= 0) {
+                fprintf(stderr, "usage: bench_score [N>=1000] [R>=1] [D>0]\n");
+                return 2;
+        }
+        bare = calloc((size_t)rounds, sizeof(*bare));
+        score = calloc((size_t)rounds, sizeof(*score));
+        memset(&rd, 0, sizeof(rd));
+        bench_redis_start(&rd);
+        if (mg_broker_new(&bopts, &broker, errstr, sizeof(errstr)))
+                bench_die("broker", errstr);
+        bench_fill(mg_broker_bootstrap(broker), n, N_IDS);
+        printf("bench_score: %" PRIu64 " events over %d identities, %d "
+               "rounds; redis-server %s\n",
+               n, N_IDS, rounds, rd.addr);
+        redis_cmd(&rd, "FLUSHALL", NULL);
+        mem0 = redis_used_memory(&rd);
+        for (i = 0; i < rounds; i++) {
+                redis_cmd(&rd, "FLUSHALL", NULL);
+                snprintf(group, sizeof(group), "bench-score-%d", i);
+                score[i] = run_score_round(mg_broker_bootstrap(broker), &rd,
+                                           group, n);
+                snprintf(group, sizeof(group), "bench-bare-%d", i);
+                bare[i] = bench_bare_consumer(mg_broker_bootstrap(broker),
+                                              group, n);
+                printf("  round %d: bare consumer %9.0f msg/s   scoring "
+                       "end-to-end %9.0f ev/s   ratio %.2f\n",
+                       i + 1, bare[i], score[i], score[i] / bare[i]);
+                fflush(stdout);
+        }
+        mb = bench_median(bare, rounds);
+        ms = bench_median(score, rounds);
+        printf("median: bare consumer %.0f msg/s, scoring %.0f ev/s, ratio "
+               "%.2f (target >= 0.50)\n",
+               mb, ms, ms / mb);
+
+        mem1 = redis_used_memory(&rd);
+        redis_cmd(&rd, "DBSIZE", &keys);
+        for (i = 0; i < 100; i++) {
+                long long u;
+
+                snprintf(cmd, sizeof(cmd), "MEMORY USAGE mg:{spiffe://corp/ns/sa-%d}:bl", i);
+                redis_cmd(&rd, cmd, &u);
+                usage_bl += u;
+                snprintf(cmd, sizeof(cmd), "MEMORY USAGE mg:{spiffe://corp/ns/sa-%d}:risk", i);
+                redis_cmd(&rd, cmd, &u);
+                usage_risk += u;
+        }
+        printf("memory: %lld keys; used_memory grew %lld bytes for %d "
+               "identities = %.0f bytes/identity (target <= 2048); MEMORY "
+               "USAGE per identity: baseline %.0f + risk %.0f bytes\n",
+               keys, mem1 - mem0, N_IDS, (double)(mem1 - mem0) / N_IDS,
+               (double)usage_bl / 100, (double)usage_risk / 100);
+        fflush(stdout);
+
+        run_freshness(broker, &rd, 50000, seconds);
+
+        mg_broker_destroy(broker);
+        bench_redis_stop(&rd);
+        free(bare);
+        free(score);
+        return 0;
+}
