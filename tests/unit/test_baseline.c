@@ -1,0 +1,2149 @@
+/*
+ * test_baseline.c — unit tests of the baseline and scoring function
+ * (scoring/mg_baseline.c).
+ *
+ * The centre is a reference model (STYLE.md: check clever code against a
+ * plain one). For randomised event streams of many identities the
+ * incremental baseline's result after every event — fired signals, risk
+ * score, level, event counts, scope_unused — is compared with a naive
+ * recomputation that keeps every applied event in a list and derives
+ * everything from it again:
+ *   - decayed sums are sums over all past events of w * 2^(-dt / half-life);
+ *   - an LRU table of K entries is "the K most recently seen distinct
+ *     values", found by scanning the list backwards;
+ *   - per-minute rate statistics are sums over the minutes that had events
+ *     plus the closed form of the geometric series for the weights;
+ *   - hours of the week come from gmtime_r().
+ * The naive model is slow and obviously right; it records, for each event,
+ * what it decided (fired signals, points, token depth) so later events can
+ * sum them up.
+ *
+ * Two comparisons are continuous and can legitimately differ in the last
+ * bits: the hour-of-week share (stored as float by the baseline) and the
+ * rate statistics. Where the naive value lies within a hair of the
+ * threshold the bit is not compared; the test counts such cases and
+ * requires them to be rare. Level is skipped the same way when the score
+ * sits on a level boundary.
+ *
+ * Then one test per signal (fires on its pattern, quiet on normal traffic
+ * of the same volume), late events, encoding (round trip, every truncation,
+ * garbage), the size of a typical identity's blob, scope_unused and JSON.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <math.h>
+
+#include "mg_baseline.h"
+
+#define MIN_MS  60000LL
+#define HOUR_MS 3600000LL
+#define DAY_MS  86400000LL
+#define T0      1794787200000LL /* Monday 2026-11-16T00:00:00Z */
+
+/* Private constants of mg_baseline.c the naive model has to know. */
+#define K_NETS          16
+#define K_CLIENTS       8
+#define K_AGENTS        8
+#define K_RESOURCES     32
+#define K_SCOPES        32
+#define K_TOKENS        16
+#define SHARED_WINDOW   (24 * HOUR_MS)
+#define HOW_HALF_LIFE   (14 * DAY_MS)
+#define OFF_HOURS_SPAN  (7 * DAY_MS)
+#define RATE_MIN_EXCESS 10.0
+
+/*
+ * Building events.
+ */
+
+/* Everything a test event may carry; NULL / 0 = absent. */
+struct spec {
+        enum mg_event_type type;  /* auth, usage or signal */
+        int64_t ts;               /* event time */
+        const char *client;       /* auth: client_id */
+        const char *ip;           /* auth, usage: source_ip */
+        const char *ua;           /* auth: user_agent */
+        const char *aud;          /* auth: audience */
+        const char *scopes[8];    /* auth: scopes */
+        int scope_cnt;            /* entries in scopes */
+        int fail;                 /* auth: outcome failure */
+        int exchange;             /* auth: grant token_exchange */
+        const char *token;        /* auth: token issued */
+        const char *parent;       /* auth: token exchanged from */
+        const char *resource;     /* usage: resource */
+        const char *scope;        /* usage: scope exercised */
+        enum mg_signal_kind kind; /* signal: kind */
+        int severity;             /* signal: 0..100 */
+};
+
+/* Events are 17 KiB: keep them off the stack. */
+static struct mg_event ev;
+
+static void set_str(struct mg_event *e, const char **field, const char *name,
+                    const char *val) {
+        char err[256];
+
+        if (!val)
+                return;
+        if (mg_event_set_str(e, field, name, val, strlen(val), err,
+                             sizeof(err)))
+                fail_msg("set %s: %s", name, err);
+}
+
+static void build(const struct spec *sp, struct mg_event *e) {
+        char err[256];
+        int i;
+
+        mg_event_reset(e, sp->type);
+        e->ts_ms = sp->ts;
+        set_str(e, &e->event_id, "event_id", "e-1");
+        set_str(e, &e->identity, "identity", "spiffe://test/workload");
+        switch (sp->type) {
+        case MG_EVENT_AUTH:
+                set_str(e, &e->u.auth.client_id, "client_id",
+                        sp->client ? sp->client : "client-a");
+                set_str(e, &e->u.auth.source_ip, "source_ip",
+                        sp->ip ? sp->ip : "192.0.2.10");
+                set_str(e, &e->u.auth.user_agent, "user_agent", sp->ua);
+                set_str(e, &e->u.auth.audience, "audience", sp->aud);
+                set_str(e, &e->u.auth.token_id, "token_id", sp->token);
+                set_str(e, &e->u.auth.parent_token_id, "parent_token_id",
+                        sp->parent);
+                e->u.auth.outcome =
+                        sp->fail ? MG_OUTCOME_FAILURE : MG_OUTCOME_SUCCESS;
+                e->u.auth.grant_type = sp->exchange
+                                               ? MG_GRANT_TOKEN_EXCHANGE
+                                               : MG_GRANT_CLIENT_CREDENTIALS;
+                for (i = 0; i < sp->scope_cnt; i++)
+                        if (mg_event_add_scope(e, sp->scopes[i],
+                                               strlen(sp->scopes[i]), err,
+                                               sizeof(err)))
+                                fail_msg("scope: %s", err);
+                break;
+        case MG_EVENT_USAGE:
+                set_str(e, &e->u.usage.resource, "resource",
+                        sp->resource ? sp->resource : "api://default");
+                set_str(e, &e->u.usage.action, "action", "GET /");
+                set_str(e, &e->u.usage.source_ip, "source_ip", sp->ip);
+                set_str(e, &e->u.usage.scope, "scope", sp->scope);
+                e->u.usage.status = 200;
+                break;
+        default:
+                e->u.signal.kind = sp->kind;
+                e->u.signal.severity = sp->severity;
+                set_str(e, &e->u.signal.source, "source", "scanner");
+                set_str(e, &e->u.signal.detail, "detail", "found in a repo");
+                break;
+        }
+        if (mg_event_validate(e, sp->ts + 1000, err, sizeof(err)))
+                fail_msg("test event invalid: %s", err);
+}
+
+static void load_defaults(struct mg_scoring_conf *c) {
+        struct mg_conf *mc = mg_conf_new();
+        char err[512];
+
+        assert_non_null(mc);
+        memset(c, 0, sizeof(*c));
+        if (mg_conf_add_section(mc, "Scoring", mg_scoring_conf_props,
+                                mg_scoring_conf_prop_cnt, c, err,
+                                sizeof(err)))
+                fail_msg("defaults: %s", err);
+        mg_conf_destroy(mc);
+}
+
+/*
+ * Shared state of the per-signal tests.
+ */
+static struct mg_scoring_conf conf;  /* defaults unless a test changes it */
+static struct mg_baseline *bl;       /* the baseline under test */
+static struct mg_apply_result res;   /* result of the last apply() */
+
+static int setup(void **state) {
+        (void)state;
+        load_defaults(&conf);
+        bl = malloc(mg_baseline_size());
+        assert_non_null(bl);
+        mg_baseline_init(bl);
+        return 0;
+}
+
+static int teardown(void **state) {
+        (void)state;
+        free(bl);
+        bl = NULL;
+        return 0;
+}
+
+/* Apply, expect success, return the fired mask. */
+static unsigned apply(const struct spec *sp) {
+        mg_err_t err;
+
+        build(sp, &ev);
+        err = mg_baseline_apply(bl, &conf, &ev, &res);
+        if (err)
+                fail_msg("apply at %lld: %s", (long long)sp->ts,
+                         mg_err_name(err));
+        assert_true(res.applied);
+        return res.fired;
+}
+
+/* A successful auth: client, address, user agent, one scope. */
+static unsigned ok_auth(int64_t ts, const char *client, const char *ip,
+                        const char *ua) {
+        return apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = ts,
+                                    .client = client, .ip = ip, .ua = ua,
+                                    .aud = "api://deploy",
+                                    .scopes = {"deploy:write"},
+                                    .scope_cnt = 1});
+}
+
+static unsigned use(int64_t ts, const char *resource, const char *ip) {
+        return apply(&(struct spec){.type = MG_EVENT_USAGE, .ts = ts,
+                                    .resource = resource, .ip = ip,
+                                    .scope = "deploy:write"});
+}
+
+static unsigned fail_auth(int64_t ts) {
+        return apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = ts,
+                                    .client = "client-a", .ip = "192.0.2.10",
+                                    .fail = 1});
+}
+
+static unsigned signal_ev(int64_t ts, enum mg_signal_kind kind, int sev) {
+        return apply(&(struct spec){.type = MG_EVENT_SIGNAL, .ts = ts,
+                                    .kind = kind, .severity = sev});
+}
+
+/* n events of ordinary traffic from t, step apart: auth and usage from
+ * the same client, network, agent and resources. Returns the time after. */
+static int64_t normal(int64_t t, int n, int64_t step) {
+        static const char *const ips[] = {"192.0.2.10", "192.0.2.77"};
+        static const char *const rs[] = {"api://deploy", "api://status"};
+        int i;
+
+        for (i = 0; i < n; i++, t += step) {
+                unsigned f = i % 3 == 0
+                                     ? ok_auth(t, "client-a", ips[i % 2],
+                                               "agent/1.0")
+                                     : use(t, rs[i % 2], ips[i % 2]);
+
+                if (f)
+                        fail_msg("normal traffic fired 0x%x at event %d "
+                                 "(%s)",
+                                 f, i, res.risk.reason_cnt
+                                               ? res.risk.reasons[0].detail
+                                               : "");
+        }
+        return t;
+}
+
+#define BIT(s) (1u << (s))
+
+/* The detail the latest risk gives for signal s, or NULL. */
+static const char *reason_detail(enum mg_signal s) {
+        int i;
+
+        for (i = 0; i < res.risk.reason_cnt; i++)
+                if (res.risk.reasons[i].signal == s)
+                        return res.risk.reasons[i].detail;
+        return NULL;
+}
+
+static void assert_detail(enum mg_signal s, const char *want) {
+        const char *d = reason_detail(s);
+
+        if (!d || !strstr(d, want))
+                fail_msg("%s: detail \"%s\", want \"%s\"", mg_signal_names[s],
+                         d ? d : "(none)", want);
+}
+
+/*
+ * Configuration table.
+ */
+
+static void test_conf_table(void **state) {
+        struct mg_conf *mc = mg_conf_new();
+        struct mg_scoring_conf c;
+        char err[512], key[128];
+        size_t i, j;
+        int s;
+
+        (void)state;
+        load_defaults(&c);
+        assert_int_equal(c.risk_half_life_ms, 6 * HOUR_MS);
+        assert_true(c.level_medium == 25 && c.level_high == 50 &&
+                    c.level_critical == 80);
+        assert_int_equal(c.dormant_after_ms, 14 * DAY_MS);
+        assert_int_equal(c.scope_unused_after_ms, 30 * DAY_MS);
+        assert_int_equal(c.late_bound_ms, HOUR_MS);
+        assert_int_equal(c.failure_window_ms, 5 * MIN_MS);
+        assert_true(c.rate_half_life_ms > 0);
+        assert_true(c.sig[MG_SIG_NEW_SOURCE].weight == 30);
+        assert_true(c.sig[MG_SIG_QUARANTINE].weight >= c.level_critical);
+        /* Every signal has its three keys, every key a description, all
+         * reloadable, no duplicates. */
+        for (s = 0; s < MG_SIG__CNT; s++) {
+                static const char *const parts[] = {"weight", "threshold",
+                                                    "warmup"};
+
+                for (j = 0; j < 3; j++) {
+                        snprintf(key, sizeof(key), "scoring.signals.%s.%s",
+                                 mg_signal_names[s], parts[j]);
+                        for (i = 0; i < mg_scoring_conf_prop_cnt; i++)
+                                if (!strcmp(mg_scoring_conf_props[i].name,
+                                            key))
+                                        break;
+                        if (i == mg_scoring_conf_prop_cnt)
+                                fail_msg("missing %s", key);
+                }
+        }
+        assert_int_equal(mg_scoring_conf_prop_cnt, 9 + 3 * MG_SIG__CNT);
+        for (i = 0; i < mg_scoring_conf_prop_cnt; i++) {
+                assert_true(mg_scoring_conf_props[i].reloadable);
+                assert_true(strlen(mg_scoring_conf_props[i].desc) > 20);
+        }
+        /* Values load through the table, bounds apply. */
+        assert_non_null(mc);
+        assert_int_equal(mg_conf_add_section(mc, "Scoring",
+                                             mg_scoring_conf_props,
+                                             mg_scoring_conf_prop_cnt, &c,
+                                             err, sizeof(err)),
+                         MG_OK);
+        assert_int_equal(mg_conf_set(mc, "scoring.signals.rate_spike.threshold",
+                                     "4.5", err, sizeof(err)),
+                         MG_OK);
+        assert_true(c.sig[MG_SIG_RATE_SPIKE].threshold == 4.5);
+        assert_int_equal(mg_conf_set(mc, "scoring.risk.half_life", "2h", err,
+                                     sizeof(err)),
+                         MG_OK);
+        assert_int_equal(c.risk_half_life_ms, 2 * HOUR_MS);
+        assert_int_equal(mg_conf_set(mc, "scoring.signals.auth_failures.threshold",
+                                     "33", err, sizeof(err)),
+                         MG_ERR_CONFIG);
+        assert_int_equal(mg_conf_set(mc, "scoring.signals.bogus.weight", "1",
+                                     err, sizeof(err)),
+                         MG_ERR_CONFIG);
+        mg_conf_destroy(mc);
+}
+
+/*
+ * One test per signal.
+ */
+
+static void test_new_source(void **state) {
+        int64_t t;
+
+        (void)state;
+        /* Five networks in a day would be shared_identity: not tested
+         * here. */
+        conf.sig[MG_SIG_SHARED_IDENTITY].threshold = 7;
+        t = normal(T0 + 9 * HOUR_MS, 60, 5 * MIN_MS);
+        assert_int_equal(use(t, "api://deploy", "198.51.100.23"),
+                         BIT(MG_SIG_NEW_SOURCE));
+        assert_detail(MG_SIG_NEW_SOURCE, "198.51.100.0/24 never seen");
+        assert_true(res.risk.score == 30 && res.risk.level == MG_RISK_MEDIUM);
+        assert_true(res.risk_changed);
+        /* Same /24, other host: known now. */
+        assert_int_equal(use(t + 1000, "api://deploy", "198.51.100.99"), 0);
+        /* Ports, brackets and IPv4-mapped IPv6 are the same network. */
+        assert_int_equal(use(t + 2000, "api://deploy", "198.51.100.5:4431"),
+                         0);
+        assert_int_equal(use(t + 3000, "api://deploy", "::ffff:198.51.100.7"),
+                         0);
+        /* IPv6: the /64 counts. */
+        assert_int_equal(use(t + 4000, "api://deploy", "2001:db8:1:2::5"),
+                         BIT(MG_SIG_NEW_SOURCE));
+        assert_detail(MG_SIG_NEW_SOURCE, "2001:db8:1:2::/64 never seen");
+        assert_int_equal(use(t + 5000, "api://deploy",
+                             "[2001:db8:1:2:aaaa::9]"),
+                         0);
+        assert_int_equal(use(t + 6000, "api://deploy", "2001:db8:1:3::5"),
+                         BIT(MG_SIG_NEW_SOURCE));
+        /* A failed authentication neither fires nor teaches. */
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                              .ts = t + 7000,
+                                              .client = "client-a",
+                                              .ip = "203.0.113.9",
+                                              .fail = 1}),
+                         0);
+        assert_int_equal(use(t + 8000, "api://deploy", "203.0.113.10"),
+                         BIT(MG_SIG_NEW_SOURCE));
+        /* Not an address: ignored. */
+        assert_int_equal(use(t + 9000, "api://deploy", "not-an-ip"), 0);
+}
+
+static void test_new_source_warmup_and_k(void **state) {
+        int64_t t = T0;
+        int i;
+
+        (void)state;
+        /* Twenty networks within minutes are shared_identity too. */
+        conf.sig[MG_SIG_SHARED_IDENTITY].warmup = 1000000;
+        /* During warm-up novelties are learnt silently. */
+        for (i = 0; i < 19; i++) {
+                char ip[32];
+
+                snprintf(ip, sizeof(ip), "10.0.%d.1", i);
+                assert_int_equal(use(t += MIN_MS, "api://a", ip), 0);
+        }
+        /* 20 events seen: the 17th most recent network (10.0.2.0/24) was
+         * evicted from the 16-entry table and is new again. */
+        assert_int_equal(use(t += MIN_MS, "api://a", "10.0.18.9"), 0);
+        assert_int_equal(use(t += MIN_MS, "api://a", "10.0.2.1"),
+                         BIT(MG_SIG_NEW_SOURCE));
+        /* threshold 2: only the 2 most recent networks are known. */
+        conf.sig[MG_SIG_NEW_SOURCE].threshold = 2;
+        assert_int_equal(use(t += MIN_MS, "api://a", "10.0.18.1"), 0);
+        assert_int_equal(use(t += MIN_MS, "api://a", "10.0.17.1"),
+                         BIT(MG_SIG_NEW_SOURCE));
+}
+
+static void test_rate_spike(void **state) {
+        int64_t t = T0 + 8 * HOUR_MS, m;
+        unsigned fired = 0, f;
+        int i, j, fires = 0;
+
+        (void)state;
+        /* Six hours of 2-4 events a minute. */
+        for (m = 0; m < 360; m++)
+                for (j = 0; j < 2 + (int)(m % 3); j++)
+                        assert_int_equal(use(t + m * MIN_MS + j * 7000,
+                                             "api://deploy", "192.0.2.10"),
+                                         0);
+        t += 360 * MIN_MS;
+        /* 40 in one minute: fires once, at the event that crosses. */
+        for (i = 0; i < 40; i++) {
+                f = use(t + i * 1000, "api://deploy", "192.0.2.10");
+                if (f & BIT(MG_SIG_RATE_SPIKE)) {
+                        fires++;
+                        assert_true(i >= 10);
+                }
+                fired |= f;
+        }
+        assert_int_equal(fired, BIT(MG_SIG_RATE_SPIKE));
+        assert_int_equal(fires, 1);
+        assert_detail(MG_SIG_RATE_SPIKE, "events in one minute");
+        /* The next minute may fire again. */
+        t += MIN_MS;
+        for (fires = 0, i = 0; i < 40; i++)
+                fires += !!(use(t + i * 1000, "api://deploy", "192.0.2.10") &
+                            BIT(MG_SIG_RATE_SPIKE));
+        assert_int_equal(fires, 1);
+}
+
+static void test_rate_spike_quiet(void **state) {
+        int64_t t = T0 + 8 * HOUR_MS, m;
+        int j;
+
+        (void)state;
+        /* The same volume (3 a minute on average) with ordinary jitter,
+         * including a minute of 8. */
+        for (m = 0; m < 400; m++) {
+                int n = m % 50 == 49 ? 8 : 1 + (int)((m * 7) % 5);
+
+                for (j = 0; j < n; j++)
+                        assert_int_equal(use(t + m * MIN_MS + j * 5000,
+                                             "api://deploy", "192.0.2.10"),
+                                         0);
+        }
+        /* A very quiet identity going from 1 to 3 a minute: too few to
+         * matter, even though it is many standard deviations. */
+        mg_baseline_init(bl);
+        t = T0 + 20 * DAY_MS;
+        for (m = 0; m < 300; m++)
+                assert_int_equal(use(t + m * MIN_MS, "api://deploy",
+                                     "192.0.2.10"),
+                                 0);
+        t += 300 * MIN_MS;
+        for (j = 0; j < 3; j++)
+                assert_int_equal(use(t + j * 1000, "api://deploy",
+                                     "192.0.2.10"),
+                                 0);
+}
+
+/* Is t within Mon-Fri 09:00-17:00 UTC? */
+static int office(int64_t t) {
+        int64_t h = (t - T0) / HOUR_MS;
+
+        return (h / 24) % 7 < 5 && h % 24 >= 9 && h % 24 < 17;
+}
+
+static void test_off_hours(void **state) {
+        int64_t t;
+        int n = 0;
+
+        (void)state;
+        /* Three weeks of office hours, an event every 10 minutes. */
+        for (t = T0; t < T0 + 21 * DAY_MS; t += 10 * MIN_MS) {
+                if (!office(t))
+                        continue;
+                assert_int_equal(n % 4 ? use(t, "api://deploy", "192.0.2.10")
+                                       : ok_auth(t, "client-a", "192.0.2.10",
+                                                 "agent/1.0"),
+                                 0);
+                n++;
+        }
+        assert_true(n > 500);
+        /* Sunday 03:30 UTC. */
+        t = T0 + 27 * DAY_MS + 3 * HOUR_MS + 30 * MIN_MS;
+        assert_int_equal(use(t, "api://deploy", "192.0.2.10"),
+                         BIT(MG_SIG_OFF_HOURS));
+        assert_detail(MG_SIG_OFF_HOURS, "Sun 03:00-03:59 UTC");
+        /* Tuesday 10:00 the week after: usual. */
+        assert_int_equal(use(T0 + 29 * DAY_MS + 10 * HOUR_MS, "api://deploy",
+                             "192.0.2.10"),
+                         0);
+        /* 17:xx is next to 16:xx, which is usual: smoothing keeps a late
+         * finish quiet. */
+        assert_int_equal(use(T0 + 29 * DAY_MS + 17 * HOUR_MS + 5 * MIN_MS,
+                             "api://deploy", "192.0.2.10"),
+                         0);
+}
+
+static void test_off_hours_round_the_clock(void **state) {
+        uint64_t x = 12345;
+        int64_t t = T0;
+        int i;
+
+        (void)state;
+        /* The same volume spread over all hours with random gaps of 5-55
+         * minutes, for four weeks: never fires. */
+        for (i = 0; t < T0 + 28 * DAY_MS; i++) {
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                t += 5 * MIN_MS + (int64_t)((x >> 33) % (50 * MIN_MS));
+                assert_int_equal(i % 4 ? use(t, "api://deploy", "192.0.2.10")
+                                       : ok_auth(t, "client-a", "192.0.2.10",
+                                                 "agent/1.0"),
+                                 0);
+        }
+        assert_true(i > 1000);
+}
+
+static void test_auth_failures(void **state) {
+        int64_t t;
+        int i;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        for (i = 0; i < 4; i++)
+                assert_int_equal(fail_auth(t + i * 30000), 0);
+        assert_int_equal(fail_auth(t + 4 * 30000),
+                         BIT(MG_SIG_AUTH_FAILURES));
+        assert_detail(MG_SIG_AUTH_FAILURES,
+                      "5 failed authentications within 300s");
+        /* The same burst goes on: no more firing. */
+        for (i = 5; i < 12; i++)
+                assert_int_equal(fail_auth(t + i * 30000), 0);
+        /* Six minutes of quiet end the burst; the next one fires. */
+        t += 12 * 30000 + 6 * MIN_MS;
+        for (i = 0; i < 4; i++)
+                assert_int_equal(fail_auth(t + i * 1000), 0);
+        assert_int_equal(fail_auth(t + 4000), BIT(MG_SIG_AUTH_FAILURES));
+}
+
+static void test_auth_failures_quiet(void **state) {
+        int64_t t;
+        int i;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        /* As many failures, but never five within five minutes. */
+        for (i = 0; i < 12; i++)
+                assert_int_equal(fail_auth(t + i * 80000), 0);
+}
+
+static void test_scope_expansion(void **state) {
+        int64_t t;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .scopes = {"deploy:write",
+                                                         "secrets:read",
+                                                         "admin:all"},
+                                              .scope_cnt = 3}),
+                         BIT(MG_SIG_SCOPE_EXPANSION));
+        assert_detail(MG_SIG_SCOPE_EXPANSION,
+                      "secrets:read and 1 more never granted nor used");
+        /* Granted now: known. */
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                              .ts = t + 1000,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .scopes = {"admin:all"},
+                                              .scope_cnt = 1}),
+                         0);
+        /* A scope already used (token from elsewhere) is not new. */
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_USAGE,
+                                              .ts = t + 2000,
+                                              .resource = "api://deploy",
+                                              .ip = "192.0.2.10",
+                                              .scope = "logs:read"}),
+                         0);
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                              .ts = t + 3000,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .scopes = {"logs:read"},
+                                              .scope_cnt = 1}),
+                         0);
+        /* A failed request for a new scope fires nothing. */
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                              .ts = t + 4000,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .scopes = {"root"},
+                                              .scope_cnt = 1, .fail = 1}),
+                         0);
+}
+
+static void test_new_resource(void **state) {
+        int64_t t;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        assert_int_equal(use(t, "api://billing", "192.0.2.10"),
+                         BIT(MG_SIG_NEW_RESOURCE));
+        assert_detail(MG_SIG_NEW_RESOURCE, "first use of api://billing");
+        assert_int_equal(use(t + 1000, "api://billing", "192.0.2.10"), 0);
+        /* An audience is a resource too. */
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                              .ts = t + 2000,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .aud = "api://hr",
+                                              .scopes = {"deploy:write"},
+                                              .scope_cnt = 1}),
+                         BIT(MG_SIG_NEW_RESOURCE));
+        assert_int_equal(use(t + 3000, "api://hr", "192.0.2.10"), 0);
+}
+
+static void test_dormant(void **state) {
+        int64_t t;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        /* 13 days of silence: not dormant. */
+        t += 13 * DAY_MS;
+        assert_int_equal(use(t, "api://deploy", "192.0.2.10"), 0);
+        /* 15 days: dormant. */
+        t += 15 * DAY_MS;
+        assert_int_equal(use(t, "api://deploy", "192.0.2.10"),
+                         BIT(MG_SIG_DORMANT_REACTIVATION));
+        assert_detail(MG_SIG_DORMANT_REACTIVATION, "after 15d 0h of silence");
+        /* A signal in between is not activity. */
+        t += 20 * DAY_MS;
+        signal_ev(t - DAY_MS, MG_SIGNAL_SECRET_EXPOSED, 10);
+        assert_int_equal(use(t, "api://deploy", "192.0.2.10"),
+                         BIT(MG_SIG_DORMANT_REACTIVATION));
+        /* A new identity with few events is never "dormant". */
+        mg_baseline_init(bl);
+        t = normal(T0, 5, MIN_MS);
+        assert_int_equal(use(t + 30 * DAY_MS, "api://deploy", "192.0.2.10"),
+                         0);
+}
+
+static void test_shared_identity(void **state) {
+        static const char *const clients[] = {"client-b", "client-c",
+                                              "client-d"};
+        int64_t t;
+        int i;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        /* Clients b, c are the 2nd and 3rd in 24h: fine; d is the 4th. */
+        for (i = 0; i < 3; i++)
+                assert_int_equal(ok_auth(t + i * HOUR_MS, clients[i],
+                                         "192.0.2.10", "agent/1.0"),
+                                 i == 2 ? BIT(MG_SIG_SHARED_IDENTITY) : 0);
+        assert_detail(MG_SIG_SHARED_IDENTITY,
+                      "4 clients in 24h, newest client-d");
+        /* Known clients coming and going do not fire again. */
+        for (i = 0; i < 3; i++)
+                assert_int_equal(ok_auth(t + 4 * HOUR_MS + i * MIN_MS,
+                                         clients[i], "192.0.2.10",
+                                         "agent/1.0"),
+                                 0);
+        /* User agents and networks count the same way. */
+        t += 5 * HOUR_MS;
+        assert_int_equal(ok_auth(t, "client-a", "192.0.2.10", "agent/2.0"), 0);
+        assert_int_equal(ok_auth(t + 1, "client-a", "192.0.2.10", "curl/8"),
+                         0);
+        assert_int_equal(ok_auth(t + 2, "client-a", "192.0.2.10",
+                                 "python-requests/2"),
+                         BIT(MG_SIG_SHARED_IDENTITY));
+        conf.sig[MG_SIG_NEW_SOURCE].weight = 0; /* not the point here */
+        t += HOUR_MS;
+        assert_int_equal(use(t, "api://deploy", "198.51.100.1") &
+                                 BIT(MG_SIG_SHARED_IDENTITY),
+                         0);
+        assert_int_equal(use(t + 1, "api://deploy", "203.0.113.1") &
+                                 BIT(MG_SIG_SHARED_IDENTITY),
+                         0);
+        assert_int_equal(use(t + 2, "api://deploy", "100.64.0.1") &
+                                 BIT(MG_SIG_SHARED_IDENTITY),
+                         BIT(MG_SIG_SHARED_IDENTITY));
+        assert_detail(MG_SIG_SHARED_IDENTITY, "4 source networks in 24h");
+}
+
+static void test_shared_identity_quiet(void **state) {
+        static const char *const clients[] = {"client-a", "client-b",
+                                              "client-c", "client-d",
+                                              "client-e"};
+        int64_t t;
+        int i, j;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        /* Five clients, but one at a time (a rename every two days). */
+        for (i = 0; i < 5; i++)
+                for (j = 0; j < 20; j++)
+                        assert_int_equal(ok_auth(t + i * 2 * DAY_MS +
+                                                         j * HOUR_MS,
+                                                 clients[i], "192.0.2.10",
+                                                 "agent/1.0"),
+                                         0);
+}
+
+static void test_token_chain(void **state) {
+        char tok[16], parent[16];
+        int64_t t;
+        int i;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .token = "t0"}),
+                         0);
+        /* t0 -> t1 -> ... -> t4 is depth 4: allowed; t5 is depth 5. */
+        for (i = 1; i <= 5; i++) {
+                snprintf(tok, sizeof(tok), "t%d", i);
+                snprintf(parent, sizeof(parent), "t%d", i - 1);
+                assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                                      .ts = t + i * 1000,
+                                                      .client = "client-a",
+                                                      .ip = "192.0.2.10",
+                                                      .exchange = 1,
+                                                      .token = tok,
+                                                      .parent = parent}),
+                                 i == 5 ? BIT(MG_SIG_TOKEN_CHAIN) : 0);
+        }
+        assert_detail(MG_SIG_TOKEN_CHAIN, "depth 5, more than 4");
+        /* A parent never issued to this identity. */
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                              .ts = t + 10000,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .exchange = 1, .token = "x1",
+                                              .parent = "stolen"}),
+                         BIT(MG_SIG_TOKEN_CHAIN));
+        assert_detail(MG_SIG_TOKEN_CHAIN, "parent token not issued recently");
+}
+
+static void test_token_chain_quiet(void **state) {
+        char tok[16], parent[16];
+        int64_t t;
+        int i;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        /* Hourly plain tokens, each exchanged once: depth 1 forever. */
+        for (i = 0; i < 100; i++) {
+                snprintf(tok, sizeof(tok), "p%d", i);
+                snprintf(parent, sizeof(parent), "x%d", i);
+                assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                                      .ts = t + i * HOUR_MS,
+                                                      .client = "client-a",
+                                                      .ip = "192.0.2.10",
+                                                      .token = tok}),
+                                 0);
+                assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                                      .ts = t + i * HOUR_MS +
+                                                            1000,
+                                                      .client = "client-a",
+                                                      .ip = "192.0.2.10",
+                                                      .exchange = 1,
+                                                      .token = parent,
+                                                      .parent = tok}),
+                                 0);
+        }
+}
+
+static void test_external_signals(void **state) {
+        int64_t t = T0;
+
+        (void)state;
+        assert_int_equal(signal_ev(t, MG_SIGNAL_SECRET_EXPOSED, 90),
+                         BIT(MG_SIG_SECRET_EXPOSED));
+        assert_true(fabs(res.risk.score - 54) < 1e-9);
+        assert_int_equal(res.risk.level, MG_RISK_HIGH);
+        assert_detail(MG_SIG_SECRET_EXPOSED,
+                      "secret_exposed from scanner, severity 90: found in a "
+                      "repo");
+        /* Six hours later it has halved. */
+        t += 6 * HOUR_MS;
+        assert_int_equal(signal_ev(t, MG_SIGNAL_CREDENTIAL_COMPROMISE, 50),
+                         BIT(MG_SIG_CREDENTIAL_COMPROMISE));
+        assert_true(fabs(res.risk.score - (27 + 40)) < 1e-9);
+        assert_int_equal(res.risk.reason_cnt, 2);
+        assert_int_equal(res.risk.reasons[0].signal,
+                         MG_SIG_CREDENTIAL_COMPROMISE);
+        /* Quarantine drives to critical and does not decay. */
+        assert_int_equal(signal_ev(t, MG_SIGNAL_QUARANTINE, 100),
+                         BIT(MG_SIG_QUARANTINE));
+        assert_int_equal(res.risk.level, MG_RISK_CRITICAL);
+        assert_true(res.risk.score == 100);
+        t += 10 * DAY_MS;
+        mg_baseline_risk(bl, &conf, t, &res.risk);
+        assert_int_equal(res.risk.level, MG_RISK_CRITICAL);
+        assert_true(res.risk.score == 100);
+        /* Release clears quarantine and the external contributions, not
+         * the others. */
+        assert_int_equal(use(t, "api://deploy", "192.0.2.10"), 0);
+        mg_baseline_init(bl);
+        t = normal(T0, 30, MIN_MS);
+        use(t, "api://new", "192.0.2.10");
+        signal_ev(t, MG_SIGNAL_QUARANTINE, 100);
+        signal_ev(t, MG_SIGNAL_SECRET_EXPOSED, 100);
+        assert_int_equal(signal_ev(t + 1, MG_SIGNAL_RELEASE, 0), 0);
+        assert_true(res.risk_changed);
+        assert_true(fabs(res.risk.score - 15) < 1e-3);
+        assert_int_equal(res.risk.reason_cnt, 1);
+        assert_int_equal(res.risk.reasons[0].signal, MG_SIG_NEW_RESOURCE);
+        /* Severity below the threshold does not count. */
+        conf.sig[MG_SIG_SECRET_EXPOSED].threshold = 50;
+        assert_int_equal(signal_ev(t + 2, MG_SIGNAL_SECRET_EXPOSED, 49), 0);
+}
+
+static void test_risk_reasons(void **state) {
+        int64_t t;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        /* Six signals at once: five reasons, largest first. */
+        signal_ev(t, MG_SIGNAL_SECRET_EXPOSED, 10);        /* 6 */
+        signal_ev(t, MG_SIGNAL_CREDENTIAL_COMPROMISE, 10); /* 8 */
+        use(t, "api://new", "198.51.100.1");                /* 30 + 15 */
+        apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
+                             .client = "client-a", .ip = "192.0.2.10",
+                             .scopes = {"x"}, .scope_cnt = 1}); /* 35 */
+        signal_ev(t, MG_SIGNAL_SECRET_EXPOSED, 0);          /* 0 */
+        assert_true(res.risk.score == 94);
+        assert_int_equal(res.risk.level, MG_RISK_CRITICAL);
+        assert_int_equal(res.risk.reason_cnt, MG_REASONS_MAX);
+        assert_int_equal(res.risk.reasons[0].signal, MG_SIG_SCOPE_EXPANSION);
+        assert_int_equal(res.risk.reasons[1].signal, MG_SIG_NEW_SOURCE);
+        assert_int_equal(res.risk.reasons[2].signal, MG_SIG_NEW_RESOURCE);
+        assert_int_equal(res.risk.reasons[3].signal,
+                         MG_SIG_CREDENTIAL_COMPROMISE);
+        assert_int_equal(res.risk.reasons[4].signal, MG_SIG_SECRET_EXPOSED);
+        /* Decay: 6h halves; after ~4 days everything is under half a
+         * point and no reason is left. */
+        mg_baseline_risk(bl, &conf, t + 6 * HOUR_MS, &res.risk);
+        assert_true(fabs(res.risk.score - 47) < 1e-9);
+        assert_true(fabs(res.risk.reasons[0].points - 17.5) < 1e-9);
+        mg_baseline_risk(bl, &conf, t + 40 * HOUR_MS, &res.risk);
+        assert_int_equal(res.risk.reason_cnt, 0);
+        assert_int_equal(res.risk.level, MG_RISK_LOW);
+        /* risk_changed: published changes only, from the last one. */
+        use(t + 1 * MIN_MS, "api://deploy", "192.0.2.10");
+        assert_false(res.risk_changed);
+        use(t + 6 * HOUR_MS, "api://deploy", "192.0.2.10");
+        assert_true(res.risk_changed);
+        assert_int_equal(res.risk.level, MG_RISK_MEDIUM);
+        use(t + 6 * HOUR_MS + 1000, "api://deploy", "192.0.2.10");
+        assert_false(res.risk_changed);
+}
+
+static void test_late_events(void **state) {
+        struct mg_baseline *copy = malloc(mg_baseline_size());
+        struct mg_risk before;
+        int64_t t;
+        mg_err_t err;
+
+        (void)state;
+        assert_non_null(copy);
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        use(t, "api://new", "192.0.2.10"); /* 15 points at t */
+        /* 59 minutes late: applied, at the newest time (no decay, no
+         * negative decay). */
+        use(t - 59 * MIN_MS, "api://deploy", "192.0.2.10");
+        assert_true(res.risk.score == 15 && res.risk.ts_ms == t);
+        assert_int_equal(mg_baseline_event_count(bl, MG_EVENT_USAGE), 22);
+        /* A late novelty fires at the newest time. */
+        assert_int_equal(use(t - 30 * MIN_MS, "api://other", "192.0.2.10"),
+                         BIT(MG_SIG_NEW_RESOURCE));
+        assert_true(res.risk.score == 30);
+        /* 61 minutes late: refused, baseline untouched. */
+        memcpy(copy, bl, mg_baseline_size());
+        mg_baseline_risk(bl, &conf, t, &before);
+        build(&(struct spec){.type = MG_EVENT_USAGE, .ts = t - 61 * MIN_MS,
+                             .resource = "api://third", .ip = "10.9.9.9"},
+              &ev);
+        err = mg_baseline_apply(bl, &conf, &ev, &res);
+        assert_int_equal(err, MG_ERR_LATE);
+        assert_false(res.applied);
+        assert_int_equal(res.fired, 0);
+        assert_false(res.risk_changed);
+        assert_true(res.risk.score == before.score);
+        assert_memory_equal(copy, bl, mg_baseline_size());
+        free(copy);
+}
+
+static void test_scope_unused(void **state) {
+        int64_t t;
+
+        (void)state;
+        t = T0;
+        apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
+                             .client = "client-a", .ip = "192.0.2.10",
+                             .scopes = {"deploy:write", "secrets:read"},
+                             .scope_cnt = 2});
+        use(t + 1000, "api://deploy", "192.0.2.10"); /* uses deploy:write */
+        /* Granted for 29 days: too soon to say. */
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "secrets:read",
+                                                  t + 29 * DAY_MS),
+                         0);
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "secrets:read",
+                                                  t + 30 * DAY_MS),
+                         1);
+        /* Used a second after the grant: unused 30 days after the use. */
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "deploy:write",
+                                                  t + 30 * DAY_MS),
+                         0);
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "deploy:write",
+                                                  t + 30 * DAY_MS + 1000),
+                         1);
+        /* Used 10 days ago: in use. */
+        t += 20 * DAY_MS;
+        use(t, "api://deploy", "192.0.2.10");
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "deploy:write",
+                                                  t + 10 * DAY_MS),
+                         0);
+        /* Unknown, or used but never granted: 0. */
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "nope",
+                                                  t + 100 * DAY_MS),
+                         0);
+        apply(&(struct spec){.type = MG_EVENT_USAGE, .ts = t + 1,
+                             .resource = "api://x", .scope = "only:used"});
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "only:used",
+                                                  t + 100 * DAY_MS),
+                         0);
+        /* Re-granting does not reset the clock of an unused scope. */
+        t += 15 * DAY_MS;
+        apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
+                             .client = "client-a", .ip = "192.0.2.10",
+                             .scopes = {"secrets:read"}, .scope_cnt = 1});
+        assert_int_equal(mg_baseline_scope_unused(bl, &conf, "secrets:read",
+                                                  t),
+                         1);
+}
+
+/*
+ * Encoding.
+ */
+
+/* Encode bl, decode it again, require the identical struct and blob. */
+static size_t roundtrip(const struct mg_baseline *b) {
+        static unsigned char blob[MG_BASELINE_BLOB_MAX],
+                blob2[MG_BASELINE_BLOB_MAX];
+        struct mg_baseline *copy = malloc(mg_baseline_size());
+        char err[256];
+        size_t len, len2;
+
+        assert_non_null(copy);
+        assert_int_equal(mg_baseline_encode(b, blob, sizeof(blob), &len),
+                         MG_OK);
+        if (mg_baseline_decode(copy, blob, len, err, sizeof(err)))
+                fail_msg("decode of a fresh blob: %s", err);
+        assert_memory_equal(copy, b, mg_baseline_size());
+        assert_int_equal(mg_baseline_encode(copy, blob2, sizeof(blob2),
+                                            &len2),
+                         MG_OK);
+        assert_int_equal(len, len2);
+        assert_memory_equal(blob, blob2, len);
+        free(copy);
+        return len;
+}
+
+static void test_encode_decode(void **state) {
+        static unsigned char blob[MG_BASELINE_BLOB_MAX], bad[MG_BASELINE_BLOB_MAX];
+        struct mg_baseline *copy = malloc(mg_baseline_size());
+        char err[256];
+        size_t len, i, need;
+        int64_t t;
+        int bit, accepted = 0;
+
+        (void)state;
+        assert_non_null(copy);
+        roundtrip(bl); /* empty */
+        t = normal(T0 + 9 * HOUR_MS, 60, MIN_MS);
+        use(t, "api://new\xff\xfe", "2001:db8::1");
+        signal_ev(t, MG_SIGNAL_QUARANTINE, 70);
+        fail_auth(t + 1);
+        apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t + 2,
+                             .client = "a-client-id-that-is-much-longer-"
+                                       "than-the-sixty-three-bytes-kept-for-"
+                                       "display",
+                             .ip = "192.0.2.10", .token = "t1",
+                             .scopes = {"s1"}, .scope_cnt = 1});
+        len = roundtrip(bl);
+
+        assert_int_equal(mg_baseline_encode(bl, blob, sizeof(blob), &len),
+                         MG_OK);
+        /* Too small a buffer: TOOBIG with the size needed. */
+        assert_int_equal(mg_baseline_encode(bl, blob, 10, &need),
+                         MG_ERR_TOOBIG);
+        assert_int_equal(need, len);
+        /* Every truncation fails with a message. */
+        for (i = 0; i < len; i++) {
+                err[0] = '\0';
+                assert_int_equal(mg_baseline_decode(copy, blob, i, err,
+                                                    sizeof(err)),
+                                 MG_ERR_DECODE);
+                assert_non_null(strstr(err, "baseline blob"));
+        }
+        /* Trailing garbage, bad magic, unknown version. */
+        memcpy(bad, blob, len);
+        bad[len] = 0;
+        assert_int_equal(mg_baseline_decode(copy, bad, len + 1, err,
+                                            sizeof(err)),
+                         MG_ERR_DECODE);
+        assert_non_null(strstr(err, "checksum"));
+        bad[0] = 'X';
+        assert_int_equal(mg_baseline_decode(copy, bad, len, err, sizeof(err)),
+                         MG_ERR_DECODE);
+        assert_non_null(strstr(err, "magic"));
+        bad[0] = blob[0];
+        bad[4] = 2;
+        assert_int_equal(mg_baseline_decode(copy, bad, len, err, sizeof(err)),
+                         MG_ERR_DECODE);
+        assert_non_null(strstr(err, "version 2"));
+        /* Every single bit flip fails (the checksum sees those the
+         * structure cannot), with a message. */
+        for (i = 0; i < len; i++) {
+                for (bit = 0; bit < 8; bit++) {
+                        memcpy(bad, blob, len);
+                        bad[i] ^= (unsigned char)(1u << bit);
+                        err[0] = '\0';
+                        if (mg_baseline_decode(copy, bad, len, err,
+                                               sizeof(err)) == MG_OK)
+                                accepted++;
+                        else
+                                assert_non_null(strstr(err, "baseline blob"));
+                }
+        }
+        assert_int_equal(accepted, 0);
+        free(copy);
+}
+
+/* A typical service account: around the clock for four weeks, 2
+ * networks, 2 clients, 2 user agents, 6 resources, 6 scopes, tokens every
+ * 15 minutes, a few failures and a decayed signal. */
+static void test_blob_size_typical(void **state) {
+        static const char *const res_names[] = {
+                "https://api.corp.example/deploy", "https://api.corp.example/releases",
+                "https://vault.corp.example/v1/secret", "api://artifacts",
+                "https://registry.corp.example/v2", "api://status"};
+        static const char *const scopes[] = {"deploy:write", "releases:read",
+                                             "secrets:read", "artifacts:write",
+                                             "registry:pull", "status:read"};
+        char tok[32];
+        int64_t t;
+        int i;
+        size_t len;
+
+        (void)state;
+        for (i = 0, t = T0; t < T0 + 28 * DAY_MS; i++, t += 3 * MIN_MS) {
+                if (i % 5 == 0) {
+                        snprintf(tok, sizeof(tok), "tok-%08d", i);
+                        apply(&(struct spec){
+                                .type = MG_EVENT_AUTH, .ts = t,
+                                .client = i % 2 ? "gh-actions-deployer"
+                                                : "gh-actions-deployer-2",
+                                .ip = i % 3 ? "203.0.113.7" : "198.51.100.20",
+                                .ua = i % 2 ? "runner/2.311.0" : "runner/2.312.0",
+                                .aud = res_names[i % 6],
+                                .scopes = {scopes[i % 6], scopes[(i + 1) % 6]},
+                                .scope_cnt = 2, .token = tok});
+                } else {
+                        apply(&(struct spec){
+                                .type = MG_EVENT_USAGE, .ts = t,
+                                .resource = res_names[i % 6],
+                                .ip = i % 3 ? "203.0.113.7" : "198.51.100.20",
+                                .scope = scopes[i % 6]});
+                }
+        }
+        fail_auth(t);
+        fail_auth(t + 1000);
+        signal_ev(t + 2000, MG_SIGNAL_SECRET_EXPOSED, 40);
+        len = roundtrip(bl);
+        print_message("typical identity (%llu events): blob %zu bytes, "
+                      "struct %zu bytes\n",
+                      (unsigned long long)(mg_baseline_event_count(
+                                                   bl, MG_EVENT_AUTH) +
+                                           mg_baseline_event_count(
+                                                   bl, MG_EVENT_USAGE)),
+                      len, mg_baseline_size());
+        assert_true(len <= 1536);
+}
+
+static void test_to_json(void **state) {
+        json_error_t jerr;
+        json_t *root, *v, *scopes;
+        char *text;
+        size_t i;
+        int64_t t;
+        int found = 0;
+
+        (void)state;
+        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
+                             .client = "client-a", .ip = "192.0.2.10",
+                             .scopes = {"secrets:read"}, .scope_cnt = 1});
+        use(t, "api://x\xc3", "2001:db8:5::1");
+        text = mg_baseline_to_json(bl, &conf, t + 31 * DAY_MS);
+        assert_non_null(text);
+        root = json_loads(text, 0, &jerr);
+        if (!root)
+                fail_msg("to_json: %s: %s", jerr.text, text);
+        assert_true(json_is_number(json_object_get(root, "risk")));
+        assert_string_equal(json_string_value(json_object_get(root, "level")),
+                            "low");
+        assert_true(json_is_array(json_object_get(root, "reasons")));
+        v = json_object_get(root, "events");
+        assert_int_equal(json_integer_value(json_object_get(v, "auth")), 11);
+        assert_int_equal(json_integer_value(json_object_get(v, "usage")), 21);
+        assert_int_equal(json_integer_value(json_object_get(v, "signal")), 0);
+        assert_non_null(json_object_get(root, "last_seen"));
+        v = json_object_get(root, "networks");
+        assert_string_equal(json_string_value(json_object_get(
+                                    json_array_get(v, 0), "network")),
+                            "2001:db8:5::/64");
+        v = json_object_get(root, "resources");
+        assert_string_equal(json_string_value(json_object_get(
+                                    json_array_get(v, 0), "resource")),
+                            "api://x?");
+        assert_true(json_is_array(json_object_get(root, "clients")));
+        assert_true(json_is_array(json_object_get(root, "user_agents")));
+        scopes = json_object_get(root, "scopes");
+        for (i = 0; i < json_array_size(scopes); i++) {
+                json_t *sc = json_array_get(scopes, i);
+
+                if (strcmp(json_string_value(json_object_get(sc, "scope")),
+                           "secrets:read"))
+                        continue;
+                found = 1;
+                assert_true(json_is_true(json_object_get(sc, "unused")));
+                assert_true(json_is_null(json_object_get(sc, "used")));
+        }
+        assert_true(found);
+        v = json_object_get(root, "activity");
+        assert_int_equal(json_integer_value(json_object_get(
+                                 v, "hours_of_week_active")),
+                         1);
+        assert_int_equal(json_array_size(json_object_get(v, "by_hour_utc")),
+                         24);
+        json_decref(root);
+        free(text);
+}
+
+/*
+ * The reference model.
+ */
+
+/* splitmix64: small, seedable, good enough for test streams. */
+static uint64_t rng;
+
+static uint64_t rnd(void) {
+        uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+}
+
+static int rnd_below(int n) {
+        return (int)(rnd() % (uint64_t)n);
+}
+
+static int chance(double p) {
+        return (double)(rnd() >> 11) * 0x1.0p-53 < p;
+}
+
+/* Value pools. Values are compared by pool index in the naive model
+ * (equal strings only ever come from the same slot). */
+#define POOL_IPS     64
+#define POOL_CLIENTS 16
+#define POOL_AGENTS  16
+#define POOL_RES     64
+#define POOL_SCOPES  48
+#define POOL_TOKENS  1024
+static char pool_ip[POOL_IPS][48];         /* addresses, 2 per network */
+static int pool_ip_net[POOL_IPS];          /* naive network id of each */
+static char pool_client[POOL_CLIENTS][24]; /* client ids */
+static char pool_agent[POOL_AGENTS][24];   /* user agents */
+static char pool_res[POOL_RES][40];        /* resources and audiences */
+static char pool_scope[POOL_SCOPES][24];   /* scopes */
+static char pool_token[POOL_TOKENS][16];   /* token ids (issued: even
+                                            * slots, strangers: odd) */
+
+static void pools_init(void) {
+        char key[64][24];
+        unsigned char a[16];
+        int i, j;
+
+        for (i = 0; i < POOL_IPS; i++) {
+                int net = i / 2;
+
+                if (net % 5 == 4)
+                        snprintf(pool_ip[i], sizeof(pool_ip[i]),
+                                 "2001:db8:%x:%x::%x", net, net * 3, i + 1);
+                else
+                        snprintf(pool_ip[i], sizeof(pool_ip[i]),
+                                 "10.%d.%d.%d", net % 3, net, i + 1);
+        }
+        /* The naive network: the leading bytes of inet_pton's result,
+         * grouped by equal text. */
+        for (i = 0; i < POOL_IPS; i++) {
+                if (inet_pton(AF_INET, pool_ip[i], a) == 1)
+                        snprintf(key[i], sizeof(key[i]), "4:%u.%u.%u", a[0],
+                                 a[1], a[2]);
+                else if (inet_pton(AF_INET6, pool_ip[i], a) == 1)
+                        snprintf(key[i], sizeof(key[i]),
+                                 "6:%02x%02x%02x%02x%02x%02x%02x%02x", a[0],
+                                 a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+                else
+                        fail_msg("pool address %s", pool_ip[i]);
+                for (j = 0; j < i && strcmp(key[j], key[i]); j++)
+                        ;
+                pool_ip_net[i] = j;
+        }
+        for (i = 0; i < POOL_CLIENTS; i++)
+                snprintf(pool_client[i], sizeof(pool_client[i]), "client-%d",
+                         i);
+        for (i = 0; i < POOL_AGENTS; i++)
+                snprintf(pool_agent[i], sizeof(pool_agent[i]), "agent/%d.%d",
+                         i / 4, i % 4);
+        for (i = 0; i < POOL_RES; i++)
+                snprintf(pool_res[i], sizeof(pool_res[i]),
+                         "https://api-%d.example/v1", i);
+        for (i = 0; i < POOL_SCOPES; i++)
+                snprintf(pool_scope[i], sizeof(pool_scope[i]), "scope:%d", i);
+        for (i = 0; i < POOL_TOKENS; i++)
+                snprintf(pool_token[i], sizeof(pool_token[i]), "tok-%d", i);
+}
+
+/* One applied event in the naive model, values as pool indices (-1:
+ * absent), with what the naive model decided for it. */
+struct nev {
+        enum mg_event_type type;   /* event type */
+        int64_t ts;                /* its timestamp */
+        int64_t te;                /* effective time, max(ts, newest) */
+        int fail;                  /* failed auth */
+        int net;                   /* network id (auth, usage) */
+        int client;                /* auth */
+        int agent;                 /* auth */
+        int aud;                   /* auth audience (resource pool) */
+        int scopes[8];             /* auth scopes */
+        int scope_cnt;             /* entries in scopes */
+        int exchange;              /* auth token exchange */
+        int token;                 /* auth: issued */
+        int parent;                /* auth: exchanged from */
+        int res;                   /* usage resource */
+        int uscope;                /* usage scope */
+        enum mg_signal_kind kind;  /* signal kind */
+        int severity;              /* signal severity */
+        int how;                   /* naive_how(ts), computed once */
+        unsigned fired;            /* signals the naive model fired */
+        double points[MG_SIG__CNT]; /* their points */
+        int depth;                 /* depth of the token issued */
+};
+
+#define NAIVE_MAX 512
+static struct nev nv[NAIVE_MAX]; /* applied events of one identity */
+static int nv_cnt;               /* entries in nv */
+
+static int is_act(const struct nev *e) {
+        return e->type != MG_EVENT_SIGNAL;
+}
+
+static int is_ok_auth(const struct nev *e) {
+        return e->type == MG_EVENT_AUTH && !e->fail;
+}
+
+/* The values one event touches in one table, in the order it touches
+ * them; returns how many. */
+typedef int (*touch_cb)(const struct nev *e, int *out);
+
+static int touch_nets(const struct nev *e, int *out) {
+        if (e->net < 0 || !(is_ok_auth(e) || e->type == MG_EVENT_USAGE))
+                return 0;
+        out[0] = e->net;
+        return 1;
+}
+
+static int touch_clients(const struct nev *e, int *out) {
+        if (!is_ok_auth(e) || e->client < 0)
+                return 0;
+        out[0] = e->client;
+        return 1;
+}
+
+static int touch_agents(const struct nev *e, int *out) {
+        if (!is_ok_auth(e) || e->agent < 0)
+                return 0;
+        out[0] = e->agent;
+        return 1;
+}
+
+static int touch_resources(const struct nev *e, int *out) {
+        if (is_ok_auth(e) && e->aud >= 0) {
+                out[0] = e->aud;
+                return 1;
+        }
+        if (e->type == MG_EVENT_USAGE && e->res >= 0) {
+                out[0] = e->res;
+                return 1;
+        }
+        return 0;
+}
+
+static int touch_scopes(const struct nev *e, int *out) {
+        if (is_ok_auth(e)) {
+                memcpy(out, e->scopes, sizeof(int) * (size_t)e->scope_cnt);
+                return e->scope_cnt;
+        }
+        if (e->type == MG_EVENT_USAGE && e->uscope >= 0) {
+                out[0] = e->uscope;
+                return 1;
+        }
+        return 0;
+}
+
+static int touch_tokens(const struct nev *e, int *out) {
+        if (!is_ok_auth(e) || e->token < 0)
+                return 0;
+        out[0] = e->token;
+        return 1;
+}
+
+/* The k most recently touched distinct values among events [0, end),
+ * most recent first, with the time each was last touched: the content of
+ * an LRU table of k entries. Returns how many. */
+static int recent(touch_cb cb, int end, int k, int *vals, int64_t *last) {
+        int i, j, m, n = 0, t[8];
+
+        for (i = end - 1; i >= 0 && n < k; i--) {
+                int cnt = cb(&nv[i], t);
+
+                for (j = cnt - 1; j >= 0 && n < k; j--) {
+                        for (m = 0; m < n && vals[m] != t[j]; m++)
+                                ;
+                        if (m < n)
+                                continue;
+                        vals[n] = t[j];
+                        last[n++] = nv[i].te;
+                }
+        }
+        return n;
+}
+
+/* Position of v in vals[0..n), or -1. */
+static int pos(const int *vals, int n, int v) {
+        int i;
+
+        for (i = 0; i < n; i++)
+                if (vals[i] == v)
+                        return i;
+        return -1;
+}
+
+/* shared_identity over one table for event e (index n): was v active in
+ * the window before, and how many values are active after. */
+static int naive_shared(touch_cb cb, int k, int n, int v, double thr) {
+        int vals[K_NETS], cnt, p, active = 0, i;
+        int64_t last[K_NETS], te = nv[n].te;
+
+        cnt = recent(cb, n, k, vals, last);
+        p = pos(vals, cnt, v);
+        if (p >= 0 && te - last[p] < SHARED_WINDOW)
+                return 0;
+        cnt = recent(cb, n + 1, k, vals, last);
+        for (i = 0; i < cnt; i++)
+                active += te - last[i] < SHARED_WINDOW;
+        return active > thr;
+}
+
+/* Novelty: v is not among the `known` most recent values before n. */
+static int naive_novel(touch_cb cb, int n, int known, int v) {
+        int vals[K_RESOURCES];
+        int64_t last[K_RESOURCES];
+        int cnt = recent(cb, n, known, vals, last);
+
+        return pos(vals, cnt, v) < 0;
+}
+
+static int clamp_known(double thr, int cap) {
+        if (thr < 1)
+                return 1;
+        return thr >= cap ? cap : (int)thr;
+}
+
+/* Hour of the week (Monday 00h = 0) the plain way. */
+static int naive_how(int64_t ms) {
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+
+        gmtime_r(&secs, &tm);
+        return ((tm.tm_wday + 6) % 7) * 24 + tm.tm_hour;
+}
+
+/* a and b equal to within rel (relative). */
+static int near(double a, double b, double rel) {
+        return fabs(a - b) <= rel * fmax(1e-300, fmax(fabs(a), fabs(b)));
+}
+
+/* Counters of the comparison, reported at the end. */
+struct cmp_stats {
+        long events;                 /* events compared */
+        long late;                   /* refused as late */
+        long undecided;              /* bits not compared (near a tie) */
+        long fired[MG_SIG__CNT];     /* firings per signal */
+        long unused_checks;          /* scope_unused comparisons */
+        long roundtrips;             /* encode/decode checks */
+};
+
+/* Decide event n from the events before it, the plain way. Sets
+ * nv[n].fired, points and depth; *undecided gets bits whose decision is
+ * within rounding of its threshold. */
+static void naive_eval(const struct mg_scoring_conf *c, int n,
+                       unsigned *undecided) {
+        struct nev *e = &nv[n];
+        int64_t act_before = 0, te = e->te;
+        int i, j, first_act = -1, last_act = -1;
+
+        e->fired = 0;
+        e->depth = 0;
+        memset(e->points, 0, sizeof(e->points));
+        for (i = 0; i < n; i++) {
+                if (!is_act(&nv[i]))
+                        continue;
+                act_before++;
+                if (first_act < 0)
+                        first_act = i;
+                last_act = i;
+        }
+#define ARMED(s) (act_before >= c->sig[s].warmup)
+#define FIRE(s, pts)                                                          \
+        do {                                                                  \
+                e->fired |= 1u << (s);                                        \
+                e->points[s] = (pts);                                         \
+        } while (0)
+
+        if (e->type == MG_EVENT_SIGNAL) {
+                enum mg_signal s = e->kind == MG_SIGNAL_SECRET_EXPOSED
+                                           ? MG_SIG_SECRET_EXPOSED
+                                   : e->kind == MG_SIGNAL_CREDENTIAL_COMPROMISE
+                                           ? MG_SIG_CREDENTIAL_COMPROMISE
+                                           : MG_SIG_QUARANTINE;
+
+                if (e->kind != MG_SIGNAL_RELEASE && ARMED(s) &&
+                    e->severity >= c->sig[s].threshold)
+                        FIRE(s, c->sig[s].weight * e->severity / 100.0);
+                return;
+        }
+
+        /* dormant_reactivation */
+        if (last_act >= 0 && te - nv[last_act].te > c->dormant_after_ms &&
+            ARMED(MG_SIG_DORMANT_REACTIVATION))
+                FIRE(MG_SIG_DORMANT_REACTIVATION,
+                     c->sig[MG_SIG_DORMANT_REACTIVATION].weight);
+
+        /* rate_spike: W = sum over every minute m0..M-1 of r^(M-1-m) (a
+         * geometric series), S1/S2 over the minutes that had events. */
+        if (first_act >= 0 && ARMED(MG_SIG_RATE_SPIKE)) {
+                int64_t mm = te / MIN_MS, m0 = nv[first_act].te / MIN_MS;
+                double hl = (double)c->rate_half_life_ms / MIN_MS;
+                double w, s1 = 0, s2 = 0, mean, var, sd, cnt = 0, k;
+                int already = 0;
+
+                for (i = 0; i <= n; i++) {
+                        if (!is_act(&nv[i]) || nv[i].te / MIN_MS != mm)
+                                continue;
+                        cnt++;
+                        if (i < n && (nv[i].fired & BIT(MG_SIG_RATE_SPIKE)))
+                                already = 1;
+                }
+                if (mm > m0 && !already) {
+                        w = (1 - exp2(-(double)(mm - m0) / hl)) /
+                            (1 - exp2(-1 / hl));
+                        for (i = 0; i < n;) {
+                                int64_t m = nv[i].te / MIN_MS;
+                                double cm = 0;
+
+                                for (j = i; j < n && nv[j].te / MIN_MS == m;
+                                     j++)
+                                        cm += is_act(&nv[j]);
+                                if (m < mm) {
+                                        s1 += cm * exp2(-(double)(mm - 1 - m) /
+                                                        hl);
+                                        s2 += cm * cm *
+                                              exp2(-(double)(mm - 1 - m) / hl);
+                                }
+                                i = j;
+                        }
+                        mean = s1 / w;
+                        var = s2 / w - mean * mean;
+                        sd = var > 0 ? sqrt(var) : 0;
+                        k = c->sig[MG_SIG_RATE_SPIKE].threshold;
+                        if (near(cnt - mean, RATE_MIN_EXCESS - 0.5, 1e-9) ||
+                            near(cnt, mean + k * sd, 1e-9))
+                                *undecided |= BIT(MG_SIG_RATE_SPIKE);
+                        if (cnt - mean > RATE_MIN_EXCESS - 0.5 &&
+                            cnt > mean + k * sd)
+                                FIRE(MG_SIG_RATE_SPIKE,
+                                     c->sig[MG_SIG_RATE_SPIKE].weight);
+                }
+        }
+
+        /* off_hours: shares of decayed weights, this hour and the two
+         * next to it, over all activity before. */
+        if (first_act >= 0 && te - nv[first_act].te >= OFF_HOURS_SPAN &&
+            ARMED(MG_SIG_OFF_HOURS)) {
+                int b = e->how, h;
+                double total = 0, near3 = 0, wgt, share;
+                double thr = c->sig[MG_SIG_OFF_HOURS].threshold;
+
+                for (i = 0; i < n; i++) {
+                        if (!is_act(&nv[i]))
+                                continue;
+                        wgt = exp2(-(double)(te - nv[i].te) / HOW_HALF_LIFE);
+                        total += wgt;
+                        h = nv[i].how;
+                        if (h == b || h == (b + 1) % 168 ||
+                            h == (b + 167) % 168)
+                                near3 += wgt;
+                }
+                share = near3 / (3 * total);
+                /* The baseline keeps floats: ~1e-6 relative. */
+                if (near(share, thr, 1e-4))
+                        *undecided |= BIT(MG_SIG_OFF_HOURS);
+                if (share < thr)
+                        FIRE(MG_SIG_OFF_HOURS,
+                             c->sig[MG_SIG_OFF_HOURS].weight);
+        }
+
+        if (e->type == MG_EVENT_AUTH && e->fail) {
+                /* auth_failures: count in the window now and at the
+                 * previous failure. */
+                int now_cnt = 0, prev_cnt = 0, prev = -1;
+                double thr = c->sig[MG_SIG_AUTH_FAILURES].threshold;
+
+                for (i = 0; i < n; i++)
+                        if (nv[i].type == MG_EVENT_AUTH && nv[i].fail)
+                                prev = i;
+                for (i = 0; i <= n; i++) {
+                        if (nv[i].type != MG_EVENT_AUTH || !nv[i].fail)
+                                continue;
+                        now_cnt += te - nv[i].te < c->failure_window_ms;
+                        if (prev >= 0 && i <= prev)
+                                prev_cnt += nv[prev].te - nv[i].te <
+                                            c->failure_window_ms;
+                }
+                if (now_cnt >= thr && !(prev >= 0 && prev_cnt >= thr) &&
+                    ARMED(MG_SIG_AUTH_FAILURES))
+                        FIRE(MG_SIG_AUTH_FAILURES,
+                             c->sig[MG_SIG_AUTH_FAILURES].weight);
+                return;
+        }
+
+        /* new_source, shared_identity (networks first) */
+        if (e->net >= 0) {
+                if (ARMED(MG_SIG_NEW_SOURCE) &&
+                    naive_novel(touch_nets, n,
+                                clamp_known(c->sig[MG_SIG_NEW_SOURCE]
+                                                    .threshold,
+                                            K_NETS),
+                                e->net))
+                        FIRE(MG_SIG_NEW_SOURCE,
+                             c->sig[MG_SIG_NEW_SOURCE].weight);
+                if (ARMED(MG_SIG_SHARED_IDENTITY) &&
+                    naive_shared(touch_nets, K_NETS, n, e->net,
+                                 c->sig[MG_SIG_SHARED_IDENTITY].threshold))
+                        FIRE(MG_SIG_SHARED_IDENTITY,
+                             c->sig[MG_SIG_SHARED_IDENTITY].weight);
+        }
+        if (e->type == MG_EVENT_AUTH && ARMED(MG_SIG_SHARED_IDENTITY)) {
+                if ((e->client >= 0 &&
+                     naive_shared(touch_clients, K_CLIENTS, n, e->client,
+                                  c->sig[MG_SIG_SHARED_IDENTITY].threshold)) ||
+                    (e->agent >= 0 &&
+                     naive_shared(touch_agents, K_AGENTS, n, e->agent,
+                                  c->sig[MG_SIG_SHARED_IDENTITY].threshold)))
+                        FIRE(MG_SIG_SHARED_IDENTITY,
+                             c->sig[MG_SIG_SHARED_IDENTITY].weight);
+        }
+
+        /* new_resource */
+        {
+                int r = e->type == MG_EVENT_AUTH ? e->aud : e->res;
+
+                if (r >= 0 && ARMED(MG_SIG_NEW_RESOURCE) &&
+                    naive_novel(touch_resources, n,
+                                clamp_known(c->sig[MG_SIG_NEW_RESOURCE]
+                                                    .threshold,
+                                            K_RESOURCES),
+                                r))
+                        FIRE(MG_SIG_NEW_RESOURCE,
+                             c->sig[MG_SIG_NEW_RESOURCE].weight);
+        }
+        if (e->type != MG_EVENT_AUTH)
+                return;
+
+        /* scope_expansion */
+        if (ARMED(MG_SIG_SCOPE_EXPANSION)) {
+                int known = clamp_known(
+                        c->sig[MG_SIG_SCOPE_EXPANSION].threshold, K_SCOPES);
+
+                for (i = 0; i < e->scope_cnt; i++)
+                        if (naive_novel(touch_scopes, n, known,
+                                        e->scopes[i]))
+                                FIRE(MG_SIG_SCOPE_EXPANSION,
+                                     c->sig[MG_SIG_SCOPE_EXPANSION].weight);
+        }
+
+        /* token_chain: the parent among the 16 most recent tokens, its
+         * depth from the latest event that issued it. */
+        if (e->exchange && e->parent >= 0) {
+                int vals[K_TOKENS];
+                int64_t last[K_TOKENS];
+                int cnt = recent(touch_tokens, n, K_TOKENS, vals, last);
+                double thr = c->sig[MG_SIG_TOKEN_CHAIN].threshold;
+
+                if (pos(vals, cnt, e->parent) < 0) {
+                        e->depth = 1;
+                        if (ARMED(MG_SIG_TOKEN_CHAIN))
+                                FIRE(MG_SIG_TOKEN_CHAIN,
+                                     c->sig[MG_SIG_TOKEN_CHAIN].weight);
+                } else {
+                        for (i = n - 1; i >= 0; i--)
+                                if (is_ok_auth(&nv[i]) &&
+                                    nv[i].token == e->parent)
+                                        break;
+                        assert_true(i >= 0);
+                        e->depth = nv[i].depth + 1 > 255 ? 255
+                                                         : nv[i].depth + 1;
+                        if (e->depth > thr && ARMED(MG_SIG_TOKEN_CHAIN))
+                                FIRE(MG_SIG_TOKEN_CHAIN,
+                                     c->sig[MG_SIG_TOKEN_CHAIN].weight);
+                }
+        }
+#undef ARMED
+#undef FIRE
+}
+
+/* Risk at time t after events [0, end): every firing's points decayed
+ * from its time (quarantine not decayed); external signals count only
+ * after the last release. */
+static double naive_score(const struct mg_scoring_conf *c, int end,
+                          int64_t t) {
+        double sum = 0;
+        int i, s, release = -1;
+
+        for (i = 0; i < end; i++)
+                if (nv[i].type == MG_EVENT_SIGNAL &&
+                    nv[i].kind == MG_SIGNAL_RELEASE)
+                        release = i;
+        for (i = 0; i < end; i++) {
+                for (s = 0; s < MG_SIG__CNT; s++) {
+                        if (!(nv[i].fired & BIT(s)))
+                                continue;
+                        if (s >= MG_SIG_SECRET_EXPOSED && i < release)
+                                continue;
+                        sum += s == MG_SIG_QUARANTINE
+                                       ? nv[i].points[s]
+                                       : nv[i].points[s] *
+                                                 exp2(-(double)(t - nv[i].te) /
+                                                      c->risk_half_life_ms);
+                }
+        }
+        return sum > 100 ? 100 : sum;
+}
+
+static enum mg_risk_level naive_level(const struct mg_scoring_conf *c,
+                                      double score, int *undecided) {
+        *undecided = near(score, c->level_medium, 1e-9) ||
+                     near(score, c->level_high, 1e-9) ||
+                     near(score, c->level_critical, 1e-9);
+        return score >= c->level_critical ? MG_RISK_CRITICAL
+               : score >= c->level_high   ? MG_RISK_HIGH
+               : score >= c->level_medium ? MG_RISK_MEDIUM
+                                          : MG_RISK_LOW;
+}
+
+/* scope_unused the plain way. A scope stays in the K-entry LRU table
+ * between two of its touches iff fewer than K distinct other scopes were
+ * touched in between; its times are those of its current stay. */
+static int naive_scope_unused(const struct mg_scoring_conf *c, int end,
+                              int scope, int64_t now) {
+        int others[K_SCOPES], other_cnt = 0, i, j, t[8], cnt, found = 0;
+        int64_t first_granted = 0, granted = 0, used = 0, since;
+
+        for (i = end - 1; i >= 0; i--) {
+                cnt = touch_scopes(&nv[i], t);
+                for (j = cnt - 1; j >= 0; j--) {
+                        if (t[j] == scope) {
+                                found = 1;
+                                other_cnt = 0;
+                                if (nv[i].type == MG_EVENT_AUTH) {
+                                        if (!granted)
+                                                granted = nv[i].te;
+                                        first_granted = nv[i].te;
+                                } else if (!used) {
+                                        used = nv[i].te;
+                                }
+                        } else if (pos(others, other_cnt, t[j]) < 0) {
+                                others[other_cnt++] = t[j];
+                                if (other_cnt == K_SCOPES)
+                                        goto done;
+                        }
+                }
+        }
+done:
+        if (!found || !granted)
+                return 0;
+        since = used > first_granted ? used : first_granted;
+        return now - since >= c->scope_unused_after_ms;
+}
+
+/* The generator's view of one identity. */
+struct profile {
+        const struct mg_scoring_conf *conf; /* which configuration */
+        int business;           /* active Mon-Fri 08-18 UTC only */
+        int grid;               /* gaps are whole hours, so times meet
+                                 * windows (24h, 7d) exactly */
+        double novelty;         /* chance of an unusual value */
+        int ips[3], ip_cnt;     /* usual addresses */
+        int clients[2], client_cnt; /* usual clients */
+        int agents[2], agent_cnt;   /* usual user agents */
+        int res[6], res_cnt;        /* usual resources */
+        int scopes[4], scope_cnt;   /* usual scopes */
+        int64_t t;              /* generator clock */
+        int burst;              /* events left in a one-minute burst */
+        int fails;              /* failures left in a failure burst */
+        int tokens[64], token_cnt; /* issued token slots, newest last */
+        int next_token;         /* next issued token slot */
+};
+
+static int pick(const int *usual, int cnt, int pool, double novelty) {
+        return chance(novelty) ? rnd_below(pool) : usual[rnd_below(cnt)];
+}
+
+static void profile_init(struct profile *p,
+                         const struct mg_scoring_conf *c) {
+        int i;
+
+        memset(p, 0, sizeof(*p));
+        p->conf = c;
+        p->business = chance(0.4);
+        p->grid = chance(0.25);
+        p->novelty = chance(p->grid ? 0.5 : 0.2) ? 0.3 : 0.03;
+        p->ip_cnt = 1 + rnd_below(3);
+        for (i = 0; i < p->ip_cnt; i++)
+                p->ips[i] = rnd_below(POOL_IPS);
+        p->client_cnt = 1 + rnd_below(2);
+        for (i = 0; i < p->client_cnt; i++)
+                p->clients[i] = rnd_below(POOL_CLIENTS);
+        p->agent_cnt = 1 + rnd_below(2);
+        for (i = 0; i < p->agent_cnt; i++)
+                p->agents[i] = rnd_below(POOL_AGENTS);
+        p->res_cnt = 3 + rnd_below(4);
+        for (i = 0; i < p->res_cnt; i++)
+                p->res[i] = rnd_below(POOL_RES);
+        p->scope_cnt = 2 + rnd_below(3);
+        for (i = 0; i < p->scope_cnt; i++)
+                p->scopes[i] = rnd_below(POOL_SCOPES);
+        p->t = T0 + rnd_below(7 * 24) * HOUR_MS;
+}
+
+static int business_hour(int64_t t) {
+        int h = naive_how(t);
+
+        return h / 24 < 5 && h % 24 >= 8 && h % 24 < 18;
+}
+
+/* Next event of an identity, as a spec and as the naive model's record
+ * (minus te and decisions). */
+static void gen_event(struct profile *p, struct spec *sp, struct nev *e) {
+        const struct mg_scoring_conf *c = p->conf;
+        int64_t before = p->t;
+        double r, thr;
+        int i;
+
+        memset(sp, 0, sizeof(*sp));
+        memset(e, 0, sizeof(*e));
+        e->net = e->client = e->agent = e->aud = e->token = e->parent = -1;
+        e->res = e->uscope = -1;
+        if (p->burst > 0) {
+                p->burst--;
+                p->t += rnd_below(2000);
+        } else if (p->fails > 0) {
+                p->fails--;
+                /* Sometimes exactly window / (threshold - 1) apart: the
+                 * threshold-th failure then sits on the window's edge. */
+                thr = c->sig[MG_SIG_AUTH_FAILURES].threshold;
+                if (chance(0.3) && thr >= 2)
+                        p->t += c->failure_window_ms / (int64_t)(thr - 1);
+                else
+                        p->t += 5000 + rnd_below(40000);
+        } else {
+                r = (double)(rnd() >> 11) * 0x1.0p-53;
+                if (r < 0.002)
+                        p->t += c->dormant_after_ms; /* exactly */
+                else if (r < 0.004)
+                        p->t += 15 * DAY_MS + rnd_below(5 * 24) * HOUR_MS;
+                else if (r < 0.02)
+                        p->t += DAY_MS + rnd_below(4 * 24) * HOUR_MS;
+                else if (p->grid) /* back on the grid after bursts */
+                        p->t = p->t / HOUR_MS * HOUR_MS +
+                               (1 + rnd_below(4)) * HOUR_MS;
+                else
+                        p->t += 30000 + rnd_below(90 * 60) * 1000LL;
+                if (p->business && !chance(0.03))
+                        while (!business_hour(p->t))
+                                p->t += HOUR_MS -
+                                        (p->grid ? 0 : 1000 * rnd_below(60));
+                if (chance(0.02)) {
+                        p->burst = 11 + rnd_below(20);
+                        p->t = p->t / MIN_MS * MIN_MS + rnd_below(1000);
+                }
+                if (chance(0.01))
+                        p->fails = 3 + rnd_below(7);
+        }
+        sp->ts = e->ts = p->t;
+        if (chance(0.03) && before) {
+                /* Late: behind the newest event, sometimes exactly at the
+                 * bound (applied) or just past it (refused). */
+                p->t = before;
+                r = (double)(rnd() >> 11) * 0x1.0p-53;
+                sp->ts = e->ts =
+                        before -
+                        (r < 0.2   ? c->late_bound_ms
+                         : r < 0.3 ? c->late_bound_ms + 1
+                                   : rnd_below((int)(c->late_bound_ms * 3 / 2) +
+                                               1));
+        }
+
+        r = (double)(rnd() >> 11) * 0x1.0p-53;
+        if (p->fails > 0 || (p->burst == 0 && r < 0.35)) {
+                sp->type = e->type = MG_EVENT_AUTH;
+                e->fail = sp->fail = p->fails > 0 || chance(0.05);
+                i = pick(p->ips, p->ip_cnt, POOL_IPS, p->novelty);
+                sp->ip = pool_ip[i];
+                e->net = pool_ip_net[i];
+                e->client = pick(p->clients, p->client_cnt, POOL_CLIENTS,
+                                 p->novelty);
+                sp->client = pool_client[e->client];
+                if (!chance(0.1)) {
+                        e->agent = pick(p->agents, p->agent_cnt, POOL_AGENTS,
+                                        p->novelty);
+                        sp->ua = pool_agent[e->agent];
+                }
+                if (chance(0.5)) {
+                        e->aud = pick(p->res, p->res_cnt, POOL_RES,
+                                      p->novelty);
+                        sp->aud = pool_res[e->aud];
+                }
+                e->scope_cnt = sp->scope_cnt = 1 + rnd_below(3);
+                for (i = 0; i < e->scope_cnt; i++) {
+                        e->scopes[i] = pick(p->scopes, p->scope_cnt,
+                                            POOL_SCOPES, p->novelty);
+                        sp->scopes[i] = pool_scope[e->scopes[i]];
+                }
+                if (chance(0.3)) {
+                        e->exchange = sp->exchange = 1;
+                        if (chance(0.1) || !p->token_cnt)
+                                e->parent = 2 * rnd_below(POOL_TOKENS / 2) + 1;
+                        else if (!chance(0.05))
+                                e->parent = p->tokens[p->token_cnt - 1 -
+                                                      rnd_below(p->token_cnt <
+                                                                        24
+                                                                ? p->token_cnt
+                                                                : 24)];
+                        if (e->parent >= 0)
+                                sp->parent = pool_token[e->parent];
+                }
+                if (chance(0.8) && p->next_token < POOL_TOKENS / 2) {
+                        e->token = 2 * p->next_token++;
+                        if (chance(0.05) && p->token_cnt)
+                                e->token = p->tokens[rnd_below(p->token_cnt)];
+                        sp->token = pool_token[e->token];
+                        if (!e->fail) {
+                                if (p->token_cnt == 64) {
+                                        memmove(p->tokens, p->tokens + 1,
+                                                63 * sizeof(int));
+                                        p->token_cnt--;
+                                }
+                                p->tokens[p->token_cnt++] = e->token;
+                        }
+                }
+        } else if (p->burst > 0 || r < 0.95) {
+                sp->type = e->type = MG_EVENT_USAGE;
+                e->res = pick(p->res, p->res_cnt, POOL_RES, p->novelty);
+                sp->resource = pool_res[e->res];
+                if (!chance(0.1)) {
+                        i = pick(p->ips, p->ip_cnt, POOL_IPS, p->novelty);
+                        sp->ip = pool_ip[i];
+                        e->net = pool_ip_net[i];
+                }
+                if (chance(0.7)) {
+                        e->uscope = pick(p->scopes, p->scope_cnt, POOL_SCOPES,
+                                         p->novelty);
+                        sp->scope = pool_scope[e->uscope];
+                }
+        } else {
+                sp->type = e->type = MG_EVENT_SIGNAL;
+                sp->kind = e->kind = chance(0.25)
+                                             ? MG_SIGNAL_RELEASE
+                                             : (enum mg_signal_kind)rnd_below(
+                                                       3);
+                sp->severity = e->severity = rnd_below(101);
+        }
+}
+
+/* Configuration A: defaults with short warm-ups so every signal can fire
+ * in a few hundred events. B: small tables and windows, low levels. */
+static void conf_variants(struct mg_scoring_conf *a,
+                          struct mg_scoring_conf *b) {
+        load_defaults(a);
+        a->sig[MG_SIG_NEW_SOURCE].warmup = 10;
+        a->sig[MG_SIG_RATE_SPIKE].warmup = 30;
+        a->sig[MG_SIG_OFF_HOURS].warmup = 40;
+        a->sig[MG_SIG_SCOPE_EXPANSION].warmup = 10;
+        a->sig[MG_SIG_NEW_RESOURCE].warmup = 10;
+        a->sig[MG_SIG_DORMANT_REACTIVATION].warmup = 10;
+        a->sig[MG_SIG_SHARED_IDENTITY].warmup = 10;
+        a->sig[MG_SIG_TOKEN_CHAIN].warmup = 5;
+        *b = *a;
+        b->sig[MG_SIG_NEW_SOURCE].threshold = 3;
+        b->sig[MG_SIG_NEW_RESOURCE].threshold = 4;
+        b->sig[MG_SIG_SCOPE_EXPANSION].threshold = 3;
+        b->sig[MG_SIG_SHARED_IDENTITY].threshold = 2;
+        b->sig[MG_SIG_TOKEN_CHAIN].threshold = 2;
+        b->sig[MG_SIG_AUTH_FAILURES].threshold = 3;
+        b->sig[MG_SIG_OFF_HOURS].threshold = 0.01;
+        b->sig[MG_SIG_SECRET_EXPOSED].threshold = 30;
+        b->failure_window_ms = 2 * MIN_MS;
+        b->dormant_after_ms = 2 * DAY_MS;
+        b->late_bound_ms = 10 * MIN_MS;
+        b->risk_half_life_ms = HOUR_MS;
+        b->rate_half_life_ms = 30 * MIN_MS;
+        b->scope_unused_after_ms = 3 * DAY_MS;
+        b->level_medium = 10;
+        b->level_high = 20;
+        b->level_critical = 40;
+}
+
+static void run_identity(const struct mg_scoring_conf *c, int events,
+                         struct cmp_stats *st) {
+        struct profile p;
+        struct spec sp;
+        struct mg_risk risk;
+        enum mg_risk_level lvl;
+        unsigned undecided;
+        uint64_t counts[MG_EVENT_TYPE__CNT] = {0};
+        int64_t newest = 0, later;
+        double score;
+        mg_err_t err;
+        int k, s, lvl_undecided, sc;
+
+        profile_init(&p, c);
+        mg_baseline_init(bl);
+        nv_cnt = 0;
+        for (k = 0; k < events; k++) {
+                gen_event(&p, &sp, &nv[nv_cnt]);
+                build(&sp, &ev);
+                err = mg_baseline_apply(bl, c, &ev, &res);
+                if (nv_cnt && sp.ts < newest - c->late_bound_ms) {
+                        assert_int_equal(err, MG_ERR_LATE);
+                        assert_false(res.applied);
+                        st->late++;
+                        continue;
+                }
+                assert_int_equal(err, MG_OK);
+                nv[nv_cnt].te = sp.ts > newest ? sp.ts : newest;
+                nv[nv_cnt].how = naive_how(sp.ts);
+                newest = nv[nv_cnt].te;
+                counts[sp.type]++;
+                undecided = 0;
+                naive_eval(c, nv_cnt, &undecided);
+                nv_cnt++;
+                st->events++;
+
+                if ((res.fired & ~undecided) !=
+                    (nv[nv_cnt - 1].fired & ~undecided))
+                        fail_msg("event %d (type %s at %lld): fired 0x%x, "
+                                 "naive 0x%x",
+                                 k, mg_event_type_names[sp.type],
+                                 (long long)sp.ts, res.fired,
+                                 nv[nv_cnt - 1].fired);
+                if (undecided) {
+                        st->undecided++;
+                        /* Follow the baseline where the naive model could
+                         * not decide, so later sums agree. */
+                        for (s = 0; s < MG_SIG__CNT; s++) {
+                                if (!(undecided & BIT(s)))
+                                        continue;
+                                if (res.fired & BIT(s)) {
+                                        nv[nv_cnt - 1].fired |= BIT(s);
+                                        nv[nv_cnt - 1].points[s] =
+                                                c->sig[s].weight;
+                                } else {
+                                        nv[nv_cnt - 1].fired &= ~BIT(s);
+                                }
+                        }
+                }
+                for (s = 0; s < MG_SIG__CNT; s++)
+                        st->fired[s] += !!(res.fired & BIT(s));
+
+                score = naive_score(c, nv_cnt, newest);
+                if (!near(res.risk.score, score, 1e-6) &&
+                    fabs(res.risk.score - score) > 1e-9)
+                        fail_msg("event %d: score %.12g, naive %.12g", k,
+                                 res.risk.score, score);
+                lvl = naive_level(c, score, &lvl_undecided);
+                if (!lvl_undecided)
+                        assert_int_equal(res.risk.level, lvl);
+                assert_int_equal(res.risk.ts_ms, newest);
+                for (s = 0; s < MG_EVENT_TYPE__CNT; s++)
+                        assert_int_equal(mg_baseline_event_count(
+                                                 bl, (enum mg_event_type)s),
+                                         counts[s]);
+
+                /* Now and then: risk later, scope_unused, a round trip. */
+                if (k % 5 == 0) {
+                        later = newest + rnd_below(20 * 24) * HOUR_MS;
+                        mg_baseline_risk(bl, c, later, &risk);
+                        score = naive_score(c, nv_cnt, later);
+                        if (!near(risk.score, score, 1e-6) &&
+                            fabs(risk.score - score) > 1e-9)
+                                fail_msg("risk later: %.12g, naive %.12g",
+                                         risk.score, score);
+                        for (sc = 0; sc < 3; sc++) {
+                                int scope = sc == 0 ? p.scopes[0]
+                                                    : rnd_below(POOL_SCOPES);
+
+                                later = newest +
+                                        rnd_below(60 * 24) * HOUR_MS;
+                                assert_int_equal(
+                                        mg_baseline_scope_unused(
+                                                bl, c, pool_scope[scope],
+                                                later),
+                                        naive_scope_unused(c, nv_cnt, scope,
+                                                           later));
+                                st->unused_checks++;
+                        }
+                }
+                if (k % 23 == 0) {
+                        roundtrip(bl);
+                        st->roundtrips++;
+                }
+        }
+}
+
+static void test_reference_model(void **state) {
+        struct mg_scoring_conf a, b;
+        struct cmp_stats st;
+        int id, s;
+
+        (void)state;
+        memset(&st, 0, sizeof(st));
+        pools_init();
+        conf_variants(&a, &b);
+        rng = 20261116;
+        for (id = 0; id < 200; id++)
+                run_identity(id % 2 ? &b : &a, 250 + rnd_below(150), &st);
+        print_message("reference model: %ld events (%ld late refused), %ld "
+                      "with a bit at its threshold, %ld scope_unused checks, "
+                      "%ld round trips\n",
+                      st.events, st.late, st.undecided, st.unused_checks,
+                      st.roundtrips);
+        for (s = 0; s < MG_SIG__CNT; s++) {
+                print_message("  %-22s fired %ld times\n", mg_signal_names[s],
+                              st.fired[s]);
+                /* Every signal was exercised. */
+                assert_true(st.fired[s] >= 5);
+        }
+        assert_true(st.undecided * 1000 < st.events);
+        assert_true(st.late > 100);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_conf_table),
+                cmocka_unit_test_setup_teardown(test_new_source, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_new_source_warmup_and_k,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rate_spike, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_rate_spike_quiet, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_off_hours, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_off_hours_round_the_clock,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_auth_failures, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_auth_failures_quiet,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_scope_expansion, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_new_resource, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_dormant, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_shared_identity, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_shared_identity_quiet,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_token_chain, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_token_chain_quiet, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_external_signals, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_risk_reasons, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_late_events, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_scope_unused, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_encode_decode, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_blob_size_typical, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_to_json, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_reference_model, setup,
+                                                teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
