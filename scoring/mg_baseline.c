@@ -648,9 +648,9 @@ struct mg_bl_fired {
 
 /* State of one mg_baseline_apply(). */
 struct mg_bl_ctx {
-        struct mg_baseline *bl;
-        const struct mg_scoring_conf *conf;
-        const struct mg_event *ev;
+        struct mg_baseline *bl;             /* baseline being updated */
+        const struct mg_scoring_conf *conf; /* configuration */
+        const struct mg_event *ev;          /* event being applied */
         int64_t te;           /* effective time of the event */
         uint64_t act_before;  /* activity events applied before it */
         struct mg_bl_fired fired;
@@ -765,8 +765,8 @@ static void mg_bl_how(struct mg_bl_ctx *ctx) {
                     share < ctx->conf->sig[MG_SIG_OFF_HOURS].threshold)
                         mg_bl_fire(ctx, MG_SIG_OFF_HOURS,
                                    ctx->conf->sig[MG_SIG_OFF_HOURS].weight,
-                                   "activity %s %02d:00-%02d:59 UTC, %.2f%% "
-                                   "of usual around this hour",
+                                   "activity %s %02d:00-%02d:59 UTC, an hour "
+                                   "with %.2f%% of the usual activity",
                                    mg_day_names[b / 24], b % 24, b % 24,
                                    share * 100);
         }
@@ -1073,10 +1073,13 @@ static void mg_bl_signal(struct mg_bl_ctx *ctx) {
                 s = MG_SIG_QUARANTINE;
                 break;
         case MG_SIGNAL_RELEASE:
-        default:
                 bl->contrib[MG_SIG_SECRET_EXPOSED] = 0;
                 bl->contrib[MG_SIG_CREDENTIAL_COMPROMISE] = 0;
                 bl->contrib[MG_SIG_QUARANTINE] = 0;
+                return;
+        default:
+                /* Not validated: an unknown kind must not lift a
+                 * quarantine. */
                 return;
         }
         sc = &ctx->conf->sig[s];
@@ -1542,9 +1545,9 @@ struct mg_rbuf {
         size_t len;             /* its length */
         size_t off;             /* next byte */
         int failed;             /* a problem was found */
-        char *errstr;           /* caller's buffer */
-        size_t errstr_size;
-        int64_t newest_ms;      /* for times */
+        char *errstr;           /* caller's buffer for the message */
+        size_t errstr_size;     /* its size */
+        int64_t newest_ms;      /* times are stored relative to it */
 };
 
 __attribute__((format(printf, 2, 3))) static void
@@ -1844,6 +1847,14 @@ mg_err_t mg_baseline_decode(struct mg_baseline *bl, const void *buf,
                 bl->rate_w = mg_r_f64(r, "rate weight", 0, 1e12);
                 bl->rate_s1 = mg_r_f64(r, "rate sum", 0, 1e30);
                 bl->rate_s2 = mg_r_f64(r, "rate sum of squares", 0, 1e60);
+                /* The weight is 0 until a minute completes, then at least
+                 * 1 (each completion is w * r + 1); a smaller one would
+                 * make the mean overflow. */
+                if (!r->failed && (bl->rate_w == 0 ? bl->rate_s1 != 0 ||
+                                                             bl->rate_s2 != 0
+                                                   : bl->rate_w < 1))
+                        mg_r_fail(r, "rate weight %g is impossible",
+                                  bl->rate_w);
                 bl->how_ref_ms = mg_r_time(r, "histogram time");
                 if (!r->failed && !bl->how_ref_ms)
                         mg_r_fail(r, "histogram without a time");
@@ -1987,9 +1998,10 @@ static json_t *mg_j_time(int64_t ms) {
         return json_string(buf);
 }
 
-/* Round to hundredths for display. */
+/* Round to hundredths for display; null for what JSON cannot hold. */
 static json_t *mg_j_real(double v) {
-        return json_real(round(v * 100) / 100);
+        v = round(v * 100) / 100;
+        return isfinite(v) ? json_real(v) : json_null();
 }
 
 static json_t *mg_j_names(const struct mg_bl_name *names, int cnt,

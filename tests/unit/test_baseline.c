@@ -828,6 +828,21 @@ static void test_external_signals(void **state) {
         /* Severity below the threshold does not count. */
         conf.sig[MG_SIG_SECRET_EXPOSED].threshold = 50;
         assert_int_equal(signal_ev(t + 2, MG_SIGNAL_SECRET_EXPOSED, 49), 0);
+        /* An unknown kind (not validated) changes nothing, in particular
+         * it does not lift a quarantine. */
+        signal_ev(t + 3, MG_SIGNAL_QUARANTINE, 100);
+        build(&(struct spec){.type = MG_EVENT_SIGNAL, .ts = t + 4,
+                             .kind = MG_SIGNAL_RELEASE},
+              &ev);
+        ev.u.signal.kind = (enum mg_signal_kind)77;
+        assert_int_equal(mg_baseline_apply(bl, &conf, &ev, &res), MG_OK);
+        assert_int_equal(res.fired, 0);
+        assert_int_equal(res.risk.level, MG_RISK_CRITICAL);
+        /* Nor does an unknown event type: refused. */
+        ev.type = (enum mg_event_type)9;
+        assert_int_equal(mg_baseline_apply(bl, &conf, &ev, &res),
+                         MG_ERR_INVALID);
+        assert_false(res.applied);
 }
 
 static void test_risk_reasons(void **state) {
@@ -1050,6 +1065,57 @@ static void test_encode_decode(void **state) {
         }
         assert_int_equal(accepted, 0);
         free(copy);
+}
+
+/* CRC-32C bit by bit, to make test blobs that pass the checksum. */
+static uint32_t crc32c(const unsigned char *p, size_t len) {
+        uint32_t crc = 0xffffffffu;
+        int k;
+
+        while (len--) {
+                crc ^= *p++;
+                for (k = 0; k < 8; k++)
+                        crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+        }
+        return ~crc;
+}
+
+/* Found by fuzz_baseline: a rate weight of 2^-1022 (never produced: it is
+ * 0 or >= 1) decoded, and the mean overflowed, so to_json failed. */
+static void test_decode_impossible_rate(void **state) {
+        static const unsigned char body[] = {
+                0x4d, 0x47, 0x42, 0x4c, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00,
+                0x4c, 0xa7, 0xe1, 0xa1, 0x01, 0x00, 0x00, 0x01, 0x01, 0x00,
+                0x01, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x34, 0xba, 0x26, 0x00, 0x40, 0x60, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
+                0x3f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0xcb, 0x00, 0x71,
+                0x01, 0x01, 0x0a, 0x67, 0x68, 0x2d, 0x61, 0x63, 0x74, 0x69,
+                0x6f, 0x6e, 0x73, 0x01, 0x01, 0x07, 0x61, 0x67, 0x65, 0x6e,
+                0x74, 0x2f, 0x32, 0x01, 0x01, 0x0c, 0x61, 0x70, 0x69, 0x3a,
+                0x2f, 0x2f, 0x64, 0x65, 0x70, 0x6c, 0x6f, 0x79, 0x01, 0x02,
+                0x0c, 0x61, 0x70, 0x69, 0x3a, 0x2f, 0x2f, 0x64, 0x65, 0x70,
+                0x6c, 0x6f, 0x79, 0x01, 0x01, 0x00, 0x0c, 0x64, 0x65, 0x70,
+                0x6c, 0x6f, 0x79, 0x3a, 0x77, 0x72, 0x69, 0x74, 0x65, 0x11,
+                0x01, 0x05, 0x01, 0x59, 0xc0, 0xaa, 0x28, 0x04, 0xb8, 0x0c,
+                0x17, 0x00};
+        unsigned char blob[sizeof(body) + 4];
+        uint32_t crc = crc32c(body, sizeof(body));
+        char err[256];
+
+        (void)state;
+        memcpy(blob, body, sizeof(body));
+        blob[sizeof(body)] = (unsigned char)crc;
+        blob[sizeof(body) + 1] = (unsigned char)(crc >> 8);
+        blob[sizeof(body) + 2] = (unsigned char)(crc >> 16);
+        blob[sizeof(body) + 3] = (unsigned char)(crc >> 24);
+        assert_int_equal(mg_baseline_decode(bl, blob, sizeof(blob), err,
+                                            sizeof(err)),
+                         MG_ERR_DECODE);
+        assert_non_null(strstr(err, "rate weight"));
 }
 
 /* A typical service account: around the clock for four weeks, 2
@@ -2137,6 +2203,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_encode_decode, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_decode_impossible_rate,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_blob_size_typical, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_to_json, setup,
