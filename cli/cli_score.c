@@ -1,8 +1,10 @@
 /*
  * cli_score.c — the ingest sink that feeds the scorer, shared by `score` and
  * `dev`: a batch from ingest goes to mg_scorer_apply(); events the scorer
- * refuses (late) are dead-lettered through the batch; a rebalance clears
- * the scorer's cache, since another worker may own those identities now.
+ * refuses (late) are dead-lettered through the batch; ingest's periodic
+ * flush is mg_scorer_flush(), after which the offsets are committed; a
+ * revocation clears the scorer's cache, since another worker may own those
+ * identities now.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -65,16 +67,27 @@ static mg_err_t score_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
         return MG_OK;
 }
 
+static mg_err_t score_flush_cb(void *opaque, char *errstr,
+                               size_t errstr_size) {
+        struct cli_score_sink *ss = opaque;
+
+        return mg_scorer_flush(ss->sc, errstr, errstr_size);
+}
+
 static void score_partitions_cb(void *opaque, int assigned,
                                 const rd_kafka_topic_partition_list_t *parts) {
         struct cli_score_sink *ss = opaque;
 
-        mg_scorer_cache_clear(ss->sc);
+        /* Ingest flushed before this revocation: forget identities that
+         * another worker may own now. */
+        if (!assigned)
+                mg_scorer_cache_clear(ss->sc);
 }
 
 void cli_score_sink_init(struct cli_score_sink *ss,
                          struct mg_ingest_sink *sink) {
         sink->deliver_cb = score_deliver_cb;
+        sink->flush_cb = score_flush_cb;
         sink->partitions_cb = score_partitions_cb;
         sink->opaque = ss;
 }

@@ -398,8 +398,13 @@ int cmd_dev_main(int argc, char **argv) {
                 fprintf(stderr, "mintgate dev: broker: %s\n", errstr);
                 goto out;
         }
+        /* The embedded broker answers an empty fetch only after the full
+         * fetch.wait.max.ms, even when data arrives meanwhile (Kafka
+         * answers at once): keep it short so new events show promptly. */
         if (mg_conf_set(cc.conf, "kafka.bootstrap.servers",
                         mg_broker_bootstrap(broker), errstr,
+                        sizeof(errstr)) ||
+            mg_conf_set(cc.conf, "kafka.fetch.wait.max.ms", "10", errstr,
                         sizeof(errstr))) {
                 fprintf(stderr, "mintgate dev: %s\n", errstr);
                 goto out;

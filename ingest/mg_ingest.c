@@ -72,6 +72,15 @@ const struct mg_conf_prop mg_ingest_conf_props[] = {
          600000, 0,
          "How long to wait for the dead-letter topic to acknowledge; past it "
          "the batch is retried."},
+        {"ingest.flush_interval", MG_CONF_MS, CONF_OFF(flush_interval_ms),
+         "10ms", 1, 10000, 0,
+         "Two-phase stages (scoring): longest time accepted events wait "
+         "before they are made durable and their offsets committed. Shorter "
+         "is fresher risk; longer coalesces more events per Redis write."},
+        {"ingest.flush_max", MG_CONF_INT, CONF_OFF(flush_max), "50000", 1,
+         10000000, 0,
+         "Two-phase stages: flush once this many events are pending, "
+         "whatever their age."},
         {"kafka", MG_CONF_MAP, CONF_OFF(kafka), NULL, 0, 0, 0,
          "Any librdkafka property, e.g. kafka.bootstrap.servers (default "
          MG_INGEST_DEFAULT_BROKERS "), kafka.security.protocol. Applied to "
@@ -120,9 +129,19 @@ struct mg_ingest {
         struct ingest_msg **good;          /* sink batch, batch_size */
         struct mg_event *evs;              /* decode targets, batch_size */
         atomic_int stop;                   /* mg_ingest_stop() was called */
+        /* Accepted, not yet flushed (two-phase sinks): per partition the
+         * first pending offset (to rewind to) and last + 1 (to store). */
+        rd_kafka_topic_partition_list_t *pending_first;
+        rd_kafka_topic_partition_list_t *pending_next;
+        uint64_t pending_cnt;              /* events pending */
+        int64_t pending_since_ms;          /* when the oldest was accepted */
         pthread_mutex_t stats_lock;        /* guards stats */
         struct mg_ingest_stats stats;      /* counters */
 };
+
+static mg_err_t ingest_flush(struct mg_ingest *ing, char *errstr,
+                             size_t errstr_size);
+static void pending_clear(struct mg_ingest *ing);
 
 static int64_t mono_ms(void) {
         struct timespec ts;
@@ -244,7 +263,17 @@ static void ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
                 if (ing->sink.partitions_cb)
                         ing->sink.partitions_cb(ing->sink.opaque, 1, parts);
         } else {
+                char errstr[256];
+
                 mg_log_info("ingest", "revoked %d partition(s)", parts->cnt);
+                /* What was accepted on these partitions must be durable and
+                 * its offsets stored before another worker takes over. If
+                 * that fails, the new owner redelivers from the last
+                 * commit. */
+                if (ingest_flush(ing, errstr, sizeof(errstr)))
+                        mg_log_warn("ingest",
+                                    "flush before revocation failed: %s",
+                                    errstr);
                 if (ing->sink.partitions_cb)
                         ing->sink.partitions_cb(ing->sink.opaque, 0, parts);
                 if (cooperative)
@@ -361,6 +390,8 @@ mg_err_t mg_ingest_new(const struct mg_ingest_conf *conf,
         ing->msgs = calloc(n, sizeof(*ing->msgs));
         ing->good = calloc(n, sizeof(*ing->good));
         ing->evs = malloc(n * sizeof(*ing->evs));
+        ing->pending_first = rd_kafka_topic_partition_list_new(16);
+        ing->pending_next = rd_kafka_topic_partition_list_new(16);
         if (!ing->rkms || !ing->msgs || !ing->good || !ing->evs) {
                 err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
                                  "out of memory for a batch of %zu", n);
@@ -396,6 +427,10 @@ void mg_ingest_destroy(struct mg_ingest *ing) {
                 rd_kafka_flush(ing->dlq_rk, (int)ing->conf->dlq_timeout_ms);
                 rd_kafka_destroy(ing->dlq_rk);
         }
+        if (ing->pending_first)
+                rd_kafka_topic_partition_list_destroy(ing->pending_first);
+        if (ing->pending_next)
+                rd_kafka_topic_partition_list_destroy(ing->pending_next);
         mg_avro_decoder_destroy(ing->dec);
         mg_avro_registry_destroy(ing->reg);
         free(ing->rkms);
@@ -499,38 +534,12 @@ static mg_err_t dlq_produce(struct mg_ingest *ing, struct ingest_msg *msg,
         return MG_OK;
 }
 
-/* Rewind every partition of the poll batch to its first offset, so the
- * next poll redelivers the same messages. */
-static void ingest_rewind(struct mg_ingest *ing, size_t n) {
+/* Offsets of the poll batch's n messages, one entry per partition: the
+ * first message's offset (first = 1), or the last one's + 1. */
+static rd_kafka_topic_partition_list_t *batch_offsets(struct mg_ingest *ing,
+                                                      size_t n, int first) {
         rd_kafka_topic_partition_list_t *parts =
                 rd_kafka_topic_partition_list_new((int)n);
-        rd_kafka_error_t *kerror;
-        size_t i;
-
-        for (i = 0; i < n; i++) {
-                rd_kafka_message_t *rkm = ing->msgs[i].rkm;
-                const char *topic = rd_kafka_topic_name(rkm->rkt);
-
-                if (rd_kafka_topic_partition_list_find(parts, topic,
-                                                       rkm->partition))
-                        continue; /* first message of the partition wins */
-                rd_kafka_topic_partition_list_add(parts, topic, rkm->partition)
-                        ->offset = rkm->offset;
-        }
-        kerror = rd_kafka_seek_partitions(ing->rk, parts, 5000);
-        if (kerror) {
-                mg_log_error("ingest", "rewind failed: %s",
-                             rd_kafka_error_string(kerror));
-                rd_kafka_error_destroy(kerror);
-        }
-        rd_kafka_topic_partition_list_destroy(parts);
-}
-
-/* Store last offset + 1 of every partition of the poll batch. */
-static void ingest_store_offsets(struct mg_ingest *ing, size_t n) {
-        rd_kafka_topic_partition_list_t *parts =
-                rd_kafka_topic_partition_list_new((int)n);
-        rd_kafka_resp_err_t kerr;
         size_t i;
 
         for (i = 0; i < n; i++) {
@@ -540,19 +549,120 @@ static void ingest_store_offsets(struct mg_ingest *ing, size_t n) {
                         rd_kafka_topic_partition_list_find(parts, topic,
                                                            rkm->partition);
 
-                if (!tp)
-                        tp = rd_kafka_topic_partition_list_add(parts, topic,
-                                                               rkm->partition);
-                if (rkm->offset + 1 > tp->offset)
+                if (!tp) {
+                        tp = rd_kafka_topic_partition_list_add(
+                                parts, topic, rkm->partition);
+                        tp->offset = first ? rkm->offset : rkm->offset + 1;
+                } else if (!first && rkm->offset + 1 > tp->offset) {
                         tp->offset = rkm->offset + 1;
+                }
         }
+        return parts;
+}
+
+/* Seek each partition of parts to its offset, so the next polls redeliver
+ * from there (librdkafka drops what it had prefetched beyond). */
+static void ingest_rewind(struct mg_ingest *ing,
+                          rd_kafka_topic_partition_list_t *parts) {
+        rd_kafka_error_t *kerror;
+
+        if (parts->cnt == 0)
+                return;
+        kerror = rd_kafka_seek_partitions(ing->rk, parts, 5000);
+        if (kerror) {
+                mg_log_error("ingest", "rewind failed: %s",
+                             rd_kafka_error_string(kerror));
+                rd_kafka_error_destroy(kerror);
+        }
+}
+
+/* Store the offsets of parts for the next commit. */
+static void ingest_store(struct mg_ingest *ing,
+                         rd_kafka_topic_partition_list_t *parts) {
+        rd_kafka_resp_err_t kerr;
+
+        if (parts->cnt == 0)
+                return;
         kerr = rd_kafka_offsets_store(ing->rk, parts);
         /* A partition revoked meanwhile cannot be stored: its new owner
          * re-reads from the last commit, which is at-least-once. */
         if (kerr)
                 mg_log_debug("ingest", "offsets_store: %s",
                              rd_kafka_err2str(kerr));
-        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Add an accepted poll batch to the pending offsets. */
+static void pending_add(struct mg_ingest *ing, size_t n) {
+        rd_kafka_topic_partition_list_t *first = batch_offsets(ing, n, 1);
+        rd_kafka_topic_partition_list_t *next = batch_offsets(ing, n, 0);
+        int i;
+
+        for (i = 0; i < first->cnt; i++) {
+                const rd_kafka_topic_partition_t *f = &first->elems[i];
+
+                if (!rd_kafka_topic_partition_list_find(
+                            ing->pending_first, f->topic, f->partition))
+                        rd_kafka_topic_partition_list_add(
+                                ing->pending_first, f->topic, f->partition)
+                                ->offset = f->offset;
+        }
+        for (i = 0; i < next->cnt; i++) {
+                const rd_kafka_topic_partition_t *nx = &next->elems[i];
+                rd_kafka_topic_partition_t *tp =
+                        rd_kafka_topic_partition_list_find(
+                                ing->pending_next, nx->topic, nx->partition);
+
+                if (!tp)
+                        tp = rd_kafka_topic_partition_list_add(
+                                ing->pending_next, nx->topic, nx->partition);
+                if (nx->offset > tp->offset)
+                        tp->offset = nx->offset;
+        }
+        rd_kafka_topic_partition_list_destroy(first);
+        rd_kafka_topic_partition_list_destroy(next);
+        if (ing->pending_cnt == 0)
+                ing->pending_since_ms = mono_ms();
+        ing->pending_cnt += n;
+}
+
+static void pending_clear(struct mg_ingest *ing) {
+        rd_kafka_topic_partition_list_destroy(ing->pending_first);
+        rd_kafka_topic_partition_list_destroy(ing->pending_next);
+        ing->pending_first = rd_kafka_topic_partition_list_new(16);
+        ing->pending_next = rd_kafka_topic_partition_list_new(16);
+        ing->pending_cnt = 0;
+}
+
+/* Make pending batches durable through the sink, then store their
+ * offsets. On a retry-class failure the pending batches are rewound (the
+ * sink has dropped them) and MG_ERR_RETRY is returned. */
+static mg_err_t ingest_flush(struct mg_ingest *ing, char *errstr,
+                             size_t errstr_size) {
+        mg_err_t err;
+
+        if (!ing->sink.flush_cb || ing->pending_cnt == 0)
+                return MG_OK;
+        err = ing->sink.flush_cb(ing->sink.opaque, errstr, errstr_size);
+        if (!err) {
+                ingest_store(ing, ing->pending_next);
+                pending_clear(ing);
+                pthread_mutex_lock(&ing->stats_lock);
+                ing->stats.flushes++;
+                pthread_mutex_unlock(&ing->stats_lock);
+                return MG_OK;
+        }
+        if (mg_err_class(err) != MG_ERR_CLASS_RETRY)
+                return err;
+        mg_log_warn("ingest",
+                    "next stage could not make %" PRIu64 " events durable "
+                    "(%s); rewinding and retrying in %" PRId64 " ms",
+                    ing->pending_cnt, errstr, ing->conf->retry_backoff_ms);
+        ingest_rewind(ing, ing->pending_first);
+        pending_clear(ing);
+        pthread_mutex_lock(&ing->stats_lock);
+        ing->stats.retries++;
+        pthread_mutex_unlock(&ing->stats_lock);
+        return MG_ERR_RETRY;
 }
 
 /* Sleep up to ms, returning early when stopped. */
@@ -634,7 +744,15 @@ static mg_err_t ingest_handle(struct mg_ingest *ing, size_t n, char *errstr,
                 goto retry;
         }
 
-        ingest_store_offsets(ing, n);
+        if (ing->sink.flush_cb) {
+                pending_add(ing, n);
+        } else {
+                rd_kafka_topic_partition_list_t *next =
+                        batch_offsets(ing, n, 0);
+
+                ingest_store(ing, next);
+                rd_kafka_topic_partition_list_destroy(next);
+        }
         pthread_mutex_lock(&ing->stats_lock);
         ing->stats.consumed += n;
         ing->stats.bytes += bytes;
@@ -648,7 +766,13 @@ static mg_err_t ingest_handle(struct mg_ingest *ing, size_t n, char *errstr,
         return MG_OK;
 
 retry:
-        ingest_rewind(ing, n);
+        {
+                rd_kafka_topic_partition_list_t *first =
+                        batch_offsets(ing, n, 1);
+
+                ingest_rewind(ing, first);
+                rd_kafka_topic_partition_list_destroy(first);
+        }
         pthread_mutex_lock(&ing->stats_lock);
         ing->stats.retries++;
         pthread_mutex_unlock(&ing->stats_lock);
@@ -701,9 +825,20 @@ mg_err_t mg_ingest_run(struct mg_ingest *ing,
                 ssize_t r, i;
                 size_t n = 0;
 
-                r = rd_kafka_consume_batch_queue(
-                        ing->rkqu, (int)ing->conf->batch_wait_ms, ing->rkms,
-                        (size_t)ing->conf->batch_size);
+                int64_t wait_ms = ing->conf->batch_wait_ms;
+
+                /* Do not sleep past a due flush. */
+                if (ing->pending_cnt > 0) {
+                        int64_t due = ing->pending_since_ms +
+                                      ing->conf->flush_interval_ms -
+                                      mono_ms();
+
+                        if (due < wait_ms)
+                                wait_ms = due > 0 ? due : 0;
+                }
+                r = rd_kafka_consume_batch_queue(ing->rkqu, (int)wait_ms,
+                                                 ing->rkms,
+                                                 (size_t)ing->conf->batch_size);
                 for (i = 0; i < r; i++) {
                         rd_kafka_message_t *rkm = ing->rkms[i];
 
@@ -727,6 +862,17 @@ mg_err_t mg_ingest_run(struct mg_ingest *ing,
                         if (!err)
                                 seen += n;
                 }
+                if (ing->pending_cnt > 0 &&
+                    ((int64_t)ing->pending_cnt >= ing->conf->flush_max ||
+                     mono_ms() - ing->pending_since_ms >=
+                             ing->conf->flush_interval_ms)) {
+                        err = ingest_flush(ing, errstr, errstr_size);
+                        if (err == MG_ERR_RETRY)
+                                ingest_backoff(ing,
+                                               ing->conf->retry_backoff_ms);
+                        else if (err)
+                                return err;
+                }
                 if (opts && opts->max_messages && seen >= opts->max_messages)
                         break;
                 if (opts && opts->idle_exit_ms &&
@@ -739,6 +885,10 @@ mg_err_t mg_ingest_run(struct mg_ingest *ing,
                         last_msg_ms = mono_ms();
                 }
         }
+        /* Last flush; if it fails the events are redelivered next time. */
+        if ((err = ingest_flush(ing, errstr, errstr_size)) &&
+            err != MG_ERR_RETRY)
+                return err;
         err = MG_OK;
         {
                 rd_kafka_resp_err_t kerr = rd_kafka_commit(ing->rk, NULL, 0);

@@ -5,9 +5,12 @@
  *
  * Delivery contract (at-least-once, DESIGN.md):
  *   - The sink's deliver_cb receives a batch of validated events with their
- *     origin (topic, partition, offset) and acknowledges it by returning
- *     MG_OK: the effects of every event are durable. Only then are the
- *     batch's offsets stored for commit.
+ *     origin (topic, partition, offset). Without a flush_cb, returning MG_OK
+ *     acknowledges the batch: its effects are durable, and its offsets are
+ *     stored for commit. With a flush_cb (two-phase sinks such as the
+ *     scorer, which coalesces many events per identity into one write),
+ *     MG_OK only accepts the batch; its offsets are stored after the next
+ *     successful flush_cb.
  *   - A retry-class return (MG_ERR_RETRY, MG_ERR_REDIS, ...) acknowledges
  *     nothing: the partitions are rewound to the batch's first offsets,
  *     consumption pauses for ingest.retry_backoff and the same events are
@@ -52,6 +55,8 @@ struct mg_ingest_conf {
         int64_t batch_wait_ms;   /* max wait to fill a batch */
         int64_t retry_backoff_ms; /* pause after a retry verdict */
         int64_t dlq_timeout_ms;  /* wait for the DLQ to acknowledge */
+        int64_t flush_interval_ms; /* max age of unflushed events */
+        int64_t flush_max;       /* max unflushed events */
         struct mg_conf_map kafka; /* kafka.*: passed to librdkafka */
         struct mg_conf_map schema_ids; /* schemas.confluent_ids: id -> avsc */
 };
@@ -72,6 +77,15 @@ struct mg_ingest_sink {
          * ingest thread. */
         mg_err_t (*deliver_cb)(void *opaque, struct mg_ingest_batch *batch,
                                char *errstr, size_t errstr_size);
+        /* Optional: make everything delivered so far durable. When set,
+         * deliver_cb only has to apply a batch (e.g. in memory) and the
+         * offsets of delivered batches are stored only after flush_cb
+         * returns MG_OK. Ingest calls it every ingest.flush_interval, when
+         * ingest.flush_max events are pending, before partitions are
+         * revoked and before mg_ingest_run() returns. A retry-class error
+         * rewinds every pending batch: the sink must drop what it had not
+         * made durable. Called on the ingest thread. */
+        mg_err_t (*flush_cb)(void *opaque, char *errstr, size_t errstr_size);
         /* Optional: partitions were assigned (assigned=1) or are about to
          * be revoked (assigned=0); state cached for revoked partitions must
          * be dropped, since another worker now owns them. Called on the
@@ -100,6 +114,7 @@ struct mg_ingest_stats {
         uint64_t bytes;            /* message value bytes consumed */
         uint64_t by_type[MG_EVENT_TYPE__CNT]; /* delivered, by event type */
         int64_t assigned_us;       /* monotonic time of the last assignment */
+        uint64_t flushes;          /* successful sink flushes */
 };
 
 /* Create a consumer from conf (not copied: must outlive the ingest). Does

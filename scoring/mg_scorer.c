@@ -17,6 +17,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,11 +56,19 @@ struct mg_scorer {
         size_t cnt;                         /* entries */
         struct scorer_entry *lru_head, *lru_tail;
         struct mg_store_rec **recs;         /* scratch: records of a call */
-        struct scorer_entry **ents;         /* scratch: their entries */
         int *conflicts;                     /* scratch: save results */
         size_t scratch_cap;
+        struct scorer_entry **dirty;        /* changed since the last flush */
+        size_t ndirty, dirty_cap;
         struct mg_scorer_stats stats;
 };
+
+static uint64_t mono_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static uint64_t fnv1a(const char *s) {
         uint64_t h = 0xcbf29ce484222325ULL;
@@ -166,25 +175,38 @@ static void cache_trim(struct mg_scorer *sc) {
 void mg_scorer_cache_clear(struct mg_scorer *sc) {
         while (sc->lru_head)
                 cache_remove(sc, sc->lru_head);
+        sc->ndirty = 0;
 }
 
 static int scratch_reserve(struct mg_scorer *sc, size_t n) {
-        void *a, *b, *c;
+        void *a, *c;
 
         if (n <= sc->scratch_cap)
                 return 0;
         a = realloc(sc->recs, n * sizeof(*sc->recs));
         if (a)
                 sc->recs = a;
-        b = realloc(sc->ents, n * sizeof(*sc->ents));
-        if (b)
-                sc->ents = b;
         c = realloc(sc->conflicts, n * sizeof(*sc->conflicts));
         if (c)
                 sc->conflicts = c;
-        if (!a || !b || !c)
+        if (!a || !c)
                 return -1;
         sc->scratch_cap = n;
+        return 0;
+}
+
+static int dirty_push(struct mg_scorer *sc, struct scorer_entry *e) {
+        if (sc->ndirty == sc->dirty_cap) {
+                size_t cap = sc->dirty_cap ? sc->dirty_cap * 2 : 1024;
+                void *p = realloc(sc->dirty, cap * sizeof(*sc->dirty));
+
+                if (!p)
+                        return -1;
+                sc->dirty = p;
+                sc->dirty_cap = cap;
+        }
+        e->dirty = 1;
+        sc->dirty[sc->ndirty++] = e;
         return 0;
 }
 
@@ -222,8 +244,8 @@ void mg_scorer_destroy(struct mg_scorer *sc) {
                 mg_scorer_cache_clear(sc);
         free(sc->buckets);
         free(sc->recs);
-        free(sc->ents);
         free(sc->conflicts);
+        free(sc->dirty);
         mg_store_destroy(&sc->store);
         free(sc);
 }
@@ -238,13 +260,14 @@ void mg_scorer_stats_get(const struct mg_scorer *sc,
         *st = sc->stats;
 }
 
-/* Drop every entry this batch changed or loaded: the store holds the
- * truth. */
-static void scorer_forget_batch(struct mg_scorer *sc, size_t n) {
+/* Drop every entry changed since the last flush: the store holds the
+ * truth, and the events are redelivered. */
+static void scorer_forget_dirty(struct mg_scorer *sc) {
         size_t i;
 
-        for (i = 0; i < n; i++)
-                cache_remove(sc, sc->ents[i]);
+        for (i = 0; i < sc->ndirty; i++)
+                cache_remove(sc, sc->dirty[i]);
+        sc->ndirty = 0;
 }
 
 /* Remove the first n entries of sc->recs, created but not loaded: they
@@ -268,8 +291,8 @@ static int risk_moved(const struct scorer_entry *e) {
 mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs,
                          size_t cnt, mg_err_t *verdicts, char *errstr,
                          size_t errstr_size) {
-        size_t i, nload = 0, ntouch = 0, ndirty = 0;
-        int64_t now_ms = mg_time_now_ms();
+        size_t i, nload = 0;
+        uint64_t t0 = mono_us(), t1;
         mg_err_t err = MG_OK;
 
         if (scratch_reserve(sc, cnt))
@@ -303,6 +326,8 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                 }
                 sc->stats.loads += nload;
         }
+        t1 = mono_us();
+        sc->stats.load_us += t1 - t0;
 
         /* 2. Apply in order; skip what the baseline has already applied. */
         for (i = 0; i < cnt; i++) {
@@ -331,9 +356,10 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                         }
                         o->offset = ev->origin.offset;
                 }
-                if (!e->dirty) {
-                        e->dirty = 1;
-                        sc->ents[ntouch++] = e;
+                if (!e->dirty && dirty_push(sc, e)) {
+                        err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                         "out of memory");
+                        goto fail;
                 }
                 aerr = mg_baseline_apply(e->rec->bl, sc->conf, ev, &res);
                 if (aerr == MG_ERR_LATE) {
@@ -352,10 +378,32 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                 e->risk_valid = 1;
                 sc->stats.applied++;
         }
+        sc->stats.apply_us += mono_us() - t1;
+        sc->stats.batches++;
+        return MG_OK;
 
-        /* 3. Save every changed identity, with its risk when it moved. */
-        for (i = 0; i < ntouch; i++) {
-                struct scorer_entry *e = sc->ents[i];
+fail:
+        scorer_forget_dirty(sc);
+        return err;
+}
+
+mg_err_t mg_scorer_flush(struct mg_scorer *sc, char *errstr,
+                         size_t errstr_size) {
+        int64_t now_ms = mg_time_now_ms();
+        uint64_t t0 = mono_us();
+        mg_err_t err = MG_OK;
+        size_t i;
+
+        if (sc->ndirty == 0)
+                return MG_OK;
+        if (scratch_reserve(sc, sc->ndirty)) {
+                err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                 "out of memory");
+                goto fail;
+        }
+        /* Every changed identity, with its risk record when it moved. */
+        for (i = 0; i < sc->ndirty; i++) {
+                struct scorer_entry *e = sc->dirty[i];
 
                 free(e->rec->risk_json);
                 e->rec->risk_json = NULL;
@@ -369,14 +417,15 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                                 goto fail;
                         }
                 }
-                sc->recs[ndirty++] = e->rec;
+                sc->recs[i] = e->rec;
         }
-        err = sc->store.ops->save_cb(sc->store.st, sc->recs, ndirty,
+        err = sc->store.ops->save_cb(sc->store.st, sc->recs, sc->ndirty,
                                      sc->conflicts, errstr, errstr_size);
+        sc->stats.save_us += mono_us() - t0;
         if (err)
                 goto fail;
-        for (i = 0; i < ndirty; i++) {
-                struct scorer_entry *e = sc->ents[i];
+        for (i = 0; i < sc->ndirty; i++) {
+                struct scorer_entry *e = sc->dirty[i];
 
                 if (sc->conflicts[i]) {
                         err = mg_err_set(MG_ERR_RETRY, errstr, errstr_size,
@@ -395,13 +444,14 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
         }
         if (err)
                 goto fail;
-        for (i = 0; i < ntouch; i++)
-                sc->ents[i]->dirty = 0;
-        sc->stats.batches++;
+        for (i = 0; i < sc->ndirty; i++)
+                sc->dirty[i]->dirty = 0;
+        sc->ndirty = 0;
+        sc->stats.flushes++;
         cache_trim(sc);
         return MG_OK;
 
 fail:
-        scorer_forget_batch(sc, ntouch);
+        scorer_forget_dirty(sc);
         return err;
 }

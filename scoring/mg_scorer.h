@@ -2,13 +2,15 @@
  * mg_scorer.h — the scoring stage: applies batches of events to the
  * identities' baselines held in a store (mg_store.h), effectively once.
  *
- * Per batch: identities not in the cache are loaded in one round trip;
- * events are applied in order, each to its identity's baseline, except
- * those whose (topic, partition) offset the baseline has already applied (a
- * redelivery after a crash or a retry); every changed identity is saved in
- * one round trip, compare-and-set on its generation, with its new offsets
- * and — when its risk moved — its risk record, published to subscribers.
- * Only when the save succeeded is the batch acknowledged.
+ * Two phases. mg_scorer_apply(): identities not in the cache are loaded in
+ * one round trip; events are applied in order, each to its identity's
+ * baseline, except those whose (topic, partition) offset the baseline has
+ * already applied (a redelivery after a crash or a retry). mg_scorer_flush()
+ * (every few milliseconds): every changed identity is saved in one round
+ * trip, compare-and-set on its generation, with its new offsets and — when
+ * its risk moved — its risk record, published to subscribers. Flushing on
+ * a timer rather than per batch lets many events of an identity share one
+ * write. Only after a successful flush may the events be acknowledged.
  *
  * The cache holds the identities this worker owns (their partitions are
  * assigned to it), so loads are rare in steady state. It must be cleared
@@ -49,7 +51,11 @@ struct mg_scorer_stats {
         uint64_t loads;         /* identities loaded from the store */
         uint64_t saves;         /* identity saves */
         uint64_t conflicts;     /* saves refused as stale */
-        uint64_t batches;       /* batches acknowledged */
+        uint64_t batches;       /* batches applied */
+        uint64_t flushes;       /* successful flushes */
+        uint64_t load_us;       /* time spent loading from the store */
+        uint64_t apply_us;      /* time spent applying events */
+        uint64_t save_us;       /* time spent saving to the store */
 };
 
 /* Takes ownership of store (destroyed with the scorer). conf and wconf must
@@ -60,14 +66,24 @@ mg_err_t mg_scorer_new(const struct mg_scoring_conf *conf,
                        char *errstr, size_t errstr_size);
 void mg_scorer_destroy(struct mg_scorer *sc);
 
-/* Apply cnt events (validated, origin set, in consumption order).
- * verdicts[i] is set to MG_OK or to a dead-letter error for events that
- * were refused (MG_ERR_LATE). Returns MG_OK once everything is durable;
- * a retry-class error when the store is unreachable or another writer
- * intervened (nothing is assumed saved; redeliver the batch); or a fatal
- * error. */
+/* Apply cnt events (validated, origin set, in consumption order) to the
+ * cached baselines, loading missing identities from the store (one round
+ * trip). verdicts[i] is set to MG_OK or to a dead-letter error for events
+ * that were refused (MG_ERR_LATE). Nothing is saved yet: the effects are
+ * durable after the next successful mg_scorer_flush(). Returns a
+ * retry-class error when the store is unreachable (nothing of this batch
+ * was applied; earlier unflushed batches are kept), or a fatal error. */
 mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs,
                          size_t cnt, mg_err_t *verdicts, char *errstr,
+                         size_t errstr_size);
+
+/* Save every baseline changed since the last flush, with its offsets and,
+ * when its risk moved, its risk record (published): one pipelined round
+ * trip, compare-and-set per identity. On any failure every unflushed
+ * change is dropped (the caller redelivers those events) and a
+ * retry-class error is returned (store unreachable, or another worker
+ * wrote an identity meanwhile). */
+mg_err_t mg_scorer_flush(struct mg_scorer *sc, char *errstr,
                          size_t errstr_size);
 
 /* Forget every cached baseline (partitions moved). */

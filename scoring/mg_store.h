@@ -39,6 +39,9 @@
  * changes. */
 #define MG_STORE_ORIGINS_MAX 8
 
+/* Most identities one save call may carry (redis.ids_per_call). */
+#define MG_STORE_IDS_PER_CALL_MAX 512
+
 struct mg_store_origin {
         char topic[64];    /* input topic */
         int32_t partition; /* its partition */
@@ -83,6 +86,8 @@ struct mg_redis_conf {
         int64_t io_timeout_ms;
         char *password;         /* AUTH, or empty */
         char *risk_channel;     /* pub/sub channel of risk changes */
+        int cluster;            /* Redis Cluster: one identity per script */
+        int64_t ids_per_call;   /* identities saved per script call */
 };
 
 extern const struct mg_conf_prop mg_redis_conf_props[];

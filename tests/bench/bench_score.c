@@ -43,6 +43,22 @@
 #define N_IDS 2000
 #define PROBES_MAX 100000
 
+/* Freshness run: probes and when each was seen where. */
+struct fresh {
+        const char *bootstrap;       /* broker */
+        const struct bench_redis *rd; /* redis */
+        const char *channel;         /* risk channel */
+        double rate;                 /* events/s */
+        double seconds;              /* duration */
+        double sent_at[PROBES_MAX];  /* produce time of probe k */
+        double seen_at[PROBES_MAX];  /* publication received, or 0 */
+        double consumed_at[PROBES_MAX]; /* handed to the scorer, or 0 */
+        int probes;                  /* probes sent */
+        atomic_int stop;             /* subscriber stops */
+        atomic_int ready;            /* subscriber subscribed */
+};
+
+
 /* Everything one scoring run needs, built from configuration tables as
  * `mintgate score` builds it. */
 struct score_run {
@@ -56,7 +72,9 @@ struct score_run {
         const struct mg_event **evs;
         mg_err_t *verdicts;
         size_t cap;
-        atomic_uint_fast64_t got;    /* events acknowledged */
+        uint64_t accepted;           /* applied, not yet flushed */
+        struct fresh *fresh;         /* freshness probes, or NULL */
+        atomic_uint_fast64_t got;    /* events made durable */
         double t_last;               /* when the last batch was acked */
 };
 
@@ -74,22 +92,43 @@ static mg_err_t run_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
                         bench_die("realloc", "out of memory");
                 run->cap = n;
         }
-        for (i = 0; i < n; i++)
+        for (i = 0; i < n; i++) {
                 run->evs[i] = mg_ingest_batch_event(batch, i);
+                if (run->fresh &&
+                    !strncmp(run->evs[i]->identity, "probe-", 6)) {
+                        int k = atoi(run->evs[i]->identity + 6);
+
+                        if (k >= 0 && k < PROBES_MAX &&
+                            !run->fresh->consumed_at[k])
+                                run->fresh->consumed_at[k] = bench_now();
+                }
+        }
         err = mg_scorer_apply(run->sc, run->evs, n, run->verdicts, errstr,
                               errstr_size);
         if (err)
                 return err;
-        atomic_fetch_add(&run->got, n);
-        run->t_last = bench_now();
+        run->accepted += n;
         return MG_OK;
+}
+
+static mg_err_t run_flush_cb(void *opaque, char *errstr, size_t errstr_size) {
+        struct score_run *run = opaque;
+        mg_err_t err = mg_scorer_flush(run->sc, errstr, errstr_size);
+
+        if (!err) {
+                atomic_fetch_add(&run->got, run->accepted);
+                run->accepted = 0;
+                run->t_last = bench_now();
+        }
+        return err;
 }
 
 static void run_partitions_cb(void *opaque, int assigned,
                               const rd_kafka_topic_partition_list_t *parts) {
         struct score_run *run = opaque;
 
-        mg_scorer_cache_clear(run->sc);
+        if (!assigned)
+                mg_scorer_cache_clear(run->sc);
 }
 
 static void run_set(struct score_run *run, const char *key, const char *val) {
@@ -102,7 +141,8 @@ static void run_set(struct score_run *run, const char *key, const char *val) {
 static void run_init(struct score_run *run, const char *bootstrap,
                      const char *redis_addr, const char *group,
                      const char *topic_prefix) {
-        struct mg_ingest_sink sink = {run_deliver_cb, run_partitions_cb, run};
+        struct mg_ingest_sink sink = {run_deliver_cb, run_flush_cb,
+                                      run_partitions_cb, run};
         struct mg_store store;
         char errstr[512], key[64];
 
@@ -132,6 +172,12 @@ static void run_init(struct score_run *run, const char *bootstrap,
                 snprintf(key, sizeof(key), "%s.signals", topic_prefix);
                 run_set(run, "ingest.topics.signals", key);
         }
+        /* The mock broker answers a fetch with no data only after the
+         * full fetch.wait.max.ms (500 ms by default) even if data arrives
+         * meanwhile; Kafka answers as soon as data is there. */
+        run_set(run, "kafka.fetch.wait.max.ms", "5");
+        if (getenv("BENCH_FLUSH"))
+                run_set(run, "ingest.flush_interval", getenv("BENCH_FLUSH"));
         if (getenv("BENCH_BATCH"))
                 run_set(run, "ingest.batch_size", getenv("BENCH_BATCH"));
         if (mg_store_redis_new(&run->rc, &store, errstr, sizeof(errstr)) ||
@@ -198,18 +244,6 @@ static double run_score_round(const char *bootstrap,
 
 /* ---- freshness -------------------------------------------------------- */
 
-struct fresh {
-        const char *bootstrap;       /* broker */
-        const struct bench_redis *rd; /* redis */
-        const char *channel;         /* risk channel */
-        double rate;                 /* events/s */
-        double seconds;              /* duration */
-        double sent_at[PROBES_MAX];  /* produce time of probe k */
-        double seen_at[PROBES_MAX];  /* publication received, or 0 */
-        int probes;                  /* probes sent */
-        atomic_int stop;             /* subscriber stops */
-        atomic_int ready;            /* subscriber subscribed */
-};
 
 static void *fresh_subscriber(void *arg) {
         struct fresh *fr = arg;
@@ -253,7 +287,17 @@ static void *fresh_subscriber(void *arg) {
         return NULL;
 }
 
-/* Paced producer: background mix plus one probe per 100 events. */
+/* One pre-encoded message of the paced stream. */
+struct fresh_msg {
+        int type;        /* topic index */
+        int probe;       /* probe number, or -1 */
+        size_t key_off, key_len, val_off, val_len; /* in the arena */
+};
+
+/* Paced producer: background mix plus one probe per 100 events. Every
+ * message is encoded before the clock starts, so the producer costs the
+ * two cores little more than librdkafka's own work. Event times are when
+ * each message is due. */
 static void fresh_produce(struct fresh *fr) {
         static const char *const topics[] = {"fresh.auth", "fresh.usage",
                                              "fresh.signals"};
@@ -261,69 +305,108 @@ static void fresh_produce(struct fresh *fr) {
         struct mg_avro_registry *reg;
         struct mg_avro_encoder *enc;
         rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-        unsigned char buf[MG_AVRO_MSG_MAX];
-        char errstr[512], probe_id[64];
-        double t0 = bench_now(), t;
         uint64_t i, total = (uint64_t)(fr->rate * fr->seconds);
+        struct fresh_msg *msgs = calloc(total, sizeof(*msgs));
+        size_t arena_cap = total * 256, arena_len = 0, len;
+        unsigned char *arena = malloc(arena_cap);
+        char errstr[512];
+        int64_t start_ms = mg_time_now_ms() + 1000;
+        uint64_t burst = (uint64_t)(fr->rate / 1000.0) ? (uint64_t)(fr->rate / 1000.0) : 1;
+        struct timespec tick;
+        double t0;
         rd_kafka_t *rk;
-        size_t len;
+        int probes = 0;
 
+        if (!msgs || !arena)
+                bench_die("fresh", "out of memory");
         if (mg_avro_registry_new(&reg, errstr, sizeof(errstr)) ||
             mg_avro_encoder_new(reg, MG_AVRO_SINGLE_OBJECT, &enc, errstr,
                                 sizeof(errstr)))
                 bench_die("encoder", errstr);
+        for (i = 0; i < total; i++) {
+                int64_t due_ms = start_ms + (int64_t)((double)i * 1000.0 /
+                                                      fr->rate);
+                struct fresh_msg *m = &msgs[i];
+
+                bench_make_event(&ev, i, due_ms, N_IDS);
+                ev.ts_ms = due_ms;
+                m->probe = -1;
+                if (i % 100 == 99 && probes < PROBES_MAX) {
+                        char line[256];
+
+                        snprintf(line, sizeof(line),
+                                 "{\"type\":\"signal\",\"event_id\":\"p%d\","
+                                 "\"ts\":%" PRId64 ",\"identity\":"
+                                 "\"probe-%d\",\"kind\":\"secret_exposed\","
+                                 "\"severity\":90,\"source\":\"bench\"}",
+                                 probes, due_ms, probes);
+                        if (mg_event_from_json(&ev, line, strlen(line),
+                                               due_ms, errstr,
+                                               sizeof(errstr)))
+                                bench_die("probe", errstr);
+                        m->probe = probes++;
+                }
+                if (arena_len + MG_AVRO_MSG_MAX + MG_EVENT_IDENTITY_MAX >
+                    arena_cap)
+                        bench_die("fresh", "arena too small");
+                m->type = (int)ev.type;
+                m->key_off = arena_len;
+                m->key_len = strlen(ev.identity);
+                memcpy(arena + arena_len, ev.identity, m->key_len);
+                arena_len += m->key_len;
+                if (mg_avro_encode(enc, &ev, NULL, arena + arena_len,
+                                   MG_AVRO_MSG_MAX, &len, errstr,
+                                   sizeof(errstr)))
+                        bench_die("encode", errstr);
+                m->val_off = arena_len;
+                m->val_len = len;
+                arena_len += len;
+        }
         rd_kafka_conf_set(kconf, "bootstrap.servers", fr->bootstrap, NULL, 0);
         rd_kafka_conf_set(kconf, "linger.ms", "1", NULL, 0);
         if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr,
                                 sizeof(errstr))))
                 bench_die("producer", errstr);
+        while (mg_time_now_ms() < start_ms)
+                usleep(1000);
+        clock_gettime(CLOCK_MONOTONIC, &tick);
+        t0 = bench_now();
         for (i = 0; i < total; i++) {
-                int64_t now_ms = mg_time_now_ms();
-                int probe = i % 100 == 99 && fr->probes < PROBES_MAX;
+                const struct fresh_msg *m = &msgs[i];
 
-                /* Pace: event i is due at t0 + i / rate. */
-                while ((t = bench_now()) < t0 + (double)i / fr->rate)
-                        if (t0 + (double)i / fr->rate - t > 0.0005)
-                                usleep(200);
-                bench_make_event(&ev, i, now_ms, N_IDS);
-                ev.ts_ms = now_ms;
-                if (probe) {
-                        char line[256];
-
-                        snprintf(probe_id, sizeof(probe_id), "probe-%d",
-                                 fr->probes);
-                        snprintf(line, sizeof(line),
-                                 "{\"type\":\"signal\",\"event_id\":\"p%d\","
-                                 "\"ts\":%" PRId64 ",\"identity\":\"%s\","
-                                 "\"kind\":\"secret_exposed\",\"severity\":"
-                                 "90,\"source\":\"bench\"}",
-                                 fr->probes, now_ms, probe_id);
-                        if (mg_event_from_json(&ev, line, strlen(line), now_ms,
-                                               errstr, sizeof(errstr)))
-                                bench_die("probe", errstr);
+                /* Pace in 1 ms bursts: sleep (not spin) until the burst
+                 * of message i is due, so pacing costs no CPU. */
+                if (i % burst == 0 && i > 0) {
+                        tick.tv_nsec += 1000000;
+                        if (tick.tv_nsec >= 1000000000) {
+                                tick.tv_sec++;
+                                tick.tv_nsec -= 1000000000;
+                        }
+                        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick,
+                                        NULL);
                 }
-                if (mg_avro_encode(enc, &ev, NULL, buf, sizeof(buf), &len,
-                                   errstr, sizeof(errstr)))
-                        bench_die("encode", errstr);
-                if (probe)
-                        fr->sent_at[fr->probes++] = bench_now();
+                if (m->probe >= 0)
+                        fr->sent_at[m->probe] = bench_now();
                 while (rd_kafka_producev(
-                               rk, RD_KAFKA_V_TOPIC(topics[ev.type]),
-                               RD_KAFKA_V_KEY(ev.identity,
-                                              strlen(ev.identity)),
-                               RD_KAFKA_V_VALUE(buf, len),
+                               rk, RD_KAFKA_V_TOPIC(topics[m->type]),
+                               RD_KAFKA_V_KEY(arena + m->key_off, m->key_len),
+                               RD_KAFKA_V_VALUE(arena + m->val_off,
+                                                m->val_len),
                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                RD_KAFKA_V_END) ==
                        RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         rd_kafka_poll(rk, 1);
                 rd_kafka_poll(rk, 0);
         }
+        fr->probes = probes;
+        printf("freshness: produced %" PRIu64 " events in %.2f s (%.0f/s)\n",
+               total, bench_now() - t0, (double)total / (bench_now() - t0));
         rd_kafka_flush(rk, 30000);
         rd_kafka_destroy(rk);
         mg_avro_encoder_destroy(enc);
         mg_avro_registry_destroy(reg);
-        printf("freshness: produced %" PRIu64 " events in %.2f s (%.0f/s)\n",
-               total, bench_now() - t0, (double)total / (bench_now() - t0));
+        free(msgs);
+        free(arena);
 }
 
 struct ingest_thread {
@@ -366,6 +449,7 @@ static void run_freshness(struct mg_broker *broker,
         fr.seconds = seconds;
         run_init(&run, fr.bootstrap, rd->addr, "bench-fresh", "fresh");
         fr.channel = run.rc.risk_channel;
+        run.fresh = &fr;
         it.run = &run;
         pthread_create(&tsub, NULL, fresh_subscriber, &fr);
         pthread_create(&ting, NULL, ingest_main, &it);
@@ -382,7 +466,29 @@ static void run_freshness(struct mg_broker *broker,
         pthread_join(tsub, NULL);
         if (it.err)
                 bench_die("fresh ingest", it.errstr);
+        {
+                struct mg_scorer_stats ss;
+
+                mg_scorer_stats_get(run.sc, &ss);
+                printf("freshness: scorer %" PRIu64 " batches, %" PRIu64
+                       " flushes, %" PRIu64 " events, %" PRIu64
+                       " loads, %" PRIu64 " saves; time in load %.2f s, "
+                       "apply %.2f s, save %.2f s\n",
+                       ss.batches, ss.flushes, ss.applied, ss.loads,
+                       ss.saves, ss.load_us / 1e6, ss.apply_us / 1e6,
+                       ss.save_us / 1e6);
+        }
         lat = calloc((size_t)fr.probes + 1, sizeof(*lat));
+        for (i = 0; i < fr.probes; i++)
+                if (fr.consumed_at[i] && fr.seen_at[i])
+                        lat[n++] = (fr.consumed_at[i] - fr.sent_at[i]) * 1000.0;
+        if (n > 0) {
+                bench_median(lat, n);
+                printf("freshness: produced -> consumed p50 %.1f ms, p99 "
+                       "%.1f ms\n",
+                       lat[n / 2], lat[(int)((double)n * 0.99)]);
+        }
+        n = 0;
         for (i = 0; i < fr.probes; i++) {
                 if (!fr.seen_at[i]) {
                         missing++;
@@ -476,6 +582,22 @@ int main(int argc, char **argv) {
         fflush(stdout);
 
         run_freshness(broker, &rd, 50000, seconds);
+        {
+                redisContext *c = redisConnect("127.0.0.1", rd.port);
+                redisReply *r = c && !c->err
+                                        ? redisCommand(c, "INFO commandstats")
+                                        : NULL;
+                const char *p;
+
+                if (r && r->type == REDIS_REPLY_STRING &&
+                    (p = strstr(r->str, "cmdstat_evalsha:")))
+                        printf("redis: %.*s\n", (int)strcspn(p, "\r\n"), p);
+                if (r && r->type == REDIS_REPLY_STRING &&
+                    (p = strstr(r->str, "cmdstat_hgetall:")))
+                        printf("redis: %.*s\n", (int)strcspn(p, "\r\n"), p);
+                freeReplyObject(r);
+                redisFree(c);
+        }
 
         mg_broker_destroy(broker);
         bench_redis_stop(&rd);
