@@ -3,9 +3,9 @@
  * (contract in mg_scorer.h).
  *
  * The cache is a chained hash table on the identity (FNV-1a) plus an LRU
- * list. An entry remembers the risk it last published, so a batch
- * publishes an identity's risk only when its level changed or its score
- * moved by half a point or more.
+ * list. A flush publishes an identity's risk only when the baseline
+ * reported a change (level changed, or score moved by half a point or more
+ * since the risk it last published).
  *
  * Failure handling keeps the cache and the store in agreement: if a save
  * fails or is refused, every entry the batch changed is dropped from the
@@ -15,7 +15,6 @@
  */
 #include "mg_scorer.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -40,11 +39,9 @@ struct scorer_entry {
         uint64_t hash;                   /* FNV-1a of the identity */
         struct scorer_entry *hnext;      /* hash chain */
         struct scorer_entry *lprev, *lnext; /* LRU list, head = newest */
-        double pub_score;                /* risk last published, or -1 */
-        int pub_level;                   /* its level, or -1 */
         int dirty;                       /* changed in this batch */
         struct mg_risk risk;             /* risk after its last event */
-        int risk_valid;                  /* risk is set */
+        int risk_changed;                /* risk moved since the last flush */
 };
 
 struct mg_scorer {
@@ -156,8 +153,6 @@ static struct scorer_entry *cache_add(struct mg_scorer *sc,
                 return NULL;
         }
         e->hash = h;
-        e->pub_score = -1;
-        e->pub_level = -1;
         e->hnext = sc->buckets[h & (sc->nbuckets - 1)];
         sc->buckets[h & (sc->nbuckets - 1)] = e;
         lru_push(sc, e);
@@ -282,12 +277,6 @@ static void scorer_unload(struct mg_scorer *sc, size_t n) {
         }
 }
 
-/* Whether risk moved enough to publish. */
-static int risk_moved(const struct scorer_entry *e) {
-        return (int)e->risk.level != e->pub_level ||
-               fabs(e->risk.score - e->pub_score) >= 0.5;
-}
-
 mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs,
                          size_t cnt, mg_err_t *verdicts, char *errstr,
                          size_t errstr_size) {
@@ -374,8 +363,10 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                                          mg_err_str(aerr));
                         goto fail;
                 }
+                /* The baseline remembers what it last published, so a
+                 * reloaded identity does not publish the same risk twice. */
                 e->risk = res.risk;
-                e->risk_valid = 1;
+                e->risk_changed |= res.risk_changed;
                 sc->stats.applied++;
         }
         sc->stats.apply_us += mono_us() - t1;
@@ -407,7 +398,7 @@ mg_err_t mg_scorer_flush(struct mg_scorer *sc, char *errstr,
 
                 free(e->rec->risk_json);
                 e->rec->risk_json = NULL;
-                if (e->risk_valid && risk_moved(e)) {
+                if (e->risk_changed) {
                         e->rec->risk_json = mg_store_risk_json(
                                 e->rec->identity, &e->risk, now_ms);
                         if (!e->rec->risk_json) {
@@ -436,16 +427,15 @@ mg_err_t mg_scorer_flush(struct mg_scorer *sc, char *errstr,
                         continue;
                 }
                 sc->stats.saves++;
-                if (e->rec->risk_json) {
-                        e->pub_score = e->risk.score;
-                        e->pub_level = (int)e->risk.level;
+                if (e->rec->risk_json)
                         sc->stats.published++;
-                }
         }
         if (err)
                 goto fail;
-        for (i = 0; i < sc->ndirty; i++)
+        for (i = 0; i < sc->ndirty; i++) {
                 sc->dirty[i]->dirty = 0;
+                sc->dirty[i]->risk_changed = 0;
+        }
         sc->ndirty = 0;
         sc->stats.flushes++;
         cache_trim(sc);
