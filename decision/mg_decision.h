@@ -51,15 +51,16 @@ struct mg_risk_view {
         void *opaque;
 };
 
+/* (MG_OUTCOME_* are the auth events' outcomes, see mg_event.h.) */
 enum mg_outcome {
-        MG_OUTCOME_ALLOW,
-        MG_OUTCOME_NARROW,   /* fewer scopes and/or shorter TTL */
-        MG_OUTCOME_STEP_UP,  /* ask for stronger authentication */
-        MG_OUTCOME_DENY,
-        MG_OUTCOME__CNT
+        MG_DECISION_ALLOW,
+        MG_DECISION_NARROW,   /* fewer scopes and/or shorter TTL */
+        MG_DECISION_STEP_UP,  /* ask for stronger authentication */
+        MG_DECISION_DENY,
+        MG_DECISION__CNT
 };
 
-extern const char *const mg_outcome_names[MG_OUTCOME__CNT];
+extern const char *const mg_outcome_names[MG_DECISION__CNT];
 
 /* One reason in a decision: a risk signal or a policy rule. */
 struct mg_decision_reason {
