@@ -25,6 +25,8 @@
 /* An issuance request. */
 struct mg_decide_req {
         const char *id;               /* issuer's request id, may be NULL */
+        int id_numeric;               /* id was a JSON number (id holds its
+                                       * text): echoed unquoted */
         const char *identity;         /* required */
         const char *client_id;        /* required */
         const char *resource;         /* required: resource or audience */
