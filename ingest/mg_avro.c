@@ -2586,3 +2586,24 @@ mg_err_t mg_avro_encode(struct mg_avro_encoder *enc, const struct mg_event *ev,
         *lenp = ops->hdr_len + (size_t)avro_writer_tell(enc->writer);
         return MG_OK;
 }
+
+/*
+ * Registry access for other record types (mg_avro.h).
+ */
+
+mg_err_t mg_avro_registry_schema(const struct mg_avro_registry *reg,
+                                 const char *label,
+                                 struct avro_obj_t **schemap, uint64_t *fpp) {
+        const struct mg_avro_schema *ws;
+
+        if (!reg || !label)
+                return MG_ERR_INVALID;
+        ws = mg_avro_registry_label(reg, label, NULL);
+        if (!ws)
+                return MG_ERR_NOT_FOUND;
+        if (schemap)
+                *schemap = avro_schema_incref(ws->schema);
+        if (fpp)
+                *fpp = ws->fp;
+        return MG_OK;
+}

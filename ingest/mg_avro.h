@@ -106,4 +106,16 @@ mg_err_t mg_avro_encode(struct mg_avro_encoder *enc, const struct mg_event *ev,
                         const char *label, void *buf, size_t size,
                         size_t *lenp, char *errstr, size_t errstr_size);
 
+/* The Avro C schema and fingerprint of the writer schema registered under
+ * label, for code that writes records other than events with Avro C's
+ * generic values (the decision audit records: label "decision"). *schemap
+ * receives a new reference, released with avro_schema_decref(); either out
+ * parameter may be NULL. MG_ERR_NOT_FOUND when no schema has that label.
+ * Any thread: the registry is immutable once built. (struct avro_obj_t * is
+ * Avro C's avro_schema_t, named so that this header needs no avro.h.) */
+struct avro_obj_t;
+mg_err_t mg_avro_registry_schema(const struct mg_avro_registry *reg,
+                                 const char *label,
+                                 struct avro_obj_t **schemap, uint64_t *fpp);
+
 #endif /* MG_AVRO_H */
