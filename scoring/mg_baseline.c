@@ -1244,6 +1244,25 @@ static int mg_bl_scope_is_unused(const struct mg_bl_scope *sc,
         return now_ms - since >= conf->scope_unused_after_ms;
 }
 
+int mg_baseline_scopes_idle(const struct mg_baseline *bl,
+                            struct mg_scope_idle *out, int max) {
+        int i, n = 0;
+
+        for (i = 0; i < bl->scope_cnt && n < max; i++) {
+                const struct mg_bl_scope *sc = &bl->scopes[i];
+
+                if (!sc->granted_ms)
+                        continue;
+                snprintf(out[n].scope, sizeof(out[n].scope), "%s", sc->text);
+                out[n].exact = sc->exact;
+                out[n].idle_since_ms = sc->used_ms > sc->first_granted_ms
+                                               ? sc->used_ms
+                                               : sc->first_granted_ms;
+                n++;
+        }
+        return n;
+}
+
 int mg_baseline_scope_unused(const struct mg_baseline *bl,
                              const struct mg_scoring_conf *conf,
                              const char *scope, int64_t now_ms) {

@@ -141,6 +141,21 @@ int mg_baseline_scope_unused(const struct mg_baseline *bl,
                              const struct mg_scoring_conf *conf,
                              const char *scope, int64_t now_ms);
 
+/* A granted scope and since when it has been idle: its latest use, or its
+ * first grant if it was never used since. It is unused when
+ * now - idle_since_ms >= scoring.scope_unused_after. */
+struct mg_scope_idle {
+        char scope[64];        /* the scope (cut to 63 bytes if longer) */
+        int exact;             /* scope is the whole name, not cut */
+        int64_t idle_since_ms; /* event time */
+};
+
+/* Fill out with up to max of the identity's granted scopes; returns how
+ * many. For the decision service, which judges "unused" with its own
+ * clock. */
+int mg_baseline_scopes_idle(const struct mg_baseline *bl,
+                            struct mg_scope_idle *out, int max);
+
 /* Serialize to a portable, versioned byte string (little-endian, no
  * padding). MG_ERR_TOOBIG if size is too small; MG_BASELINE_BLOB_MAX
  * always suffices. */
