@@ -152,13 +152,13 @@ static void rc_free_entry(struct mg_riskcache *rc, struct rc_entry *e) {
         free(e);
 }
 
-/* Evict a few entries from the cursor's buckets until under the bound.
- * Called without locks held. */
+/* Evict entries from the cursor's buckets until under the bound, looking
+ * at most once at every bucket. Called without locks held. */
 static void rc_evict(struct mg_riskcache *rc) {
-        int tries = 64;
+        unsigned scanned = 0;
 
         while (atomic_load(&rc->cnt) > (uint64_t)rc->conf->max_entries &&
-               tries-- > 0) {
+               scanned++ < RC_BUCKETS) {
                 unsigned b = atomic_fetch_add(&rc->evict_cursor, 1) &
                              (RC_BUCKETS - 1);
                 pthread_mutex_t *lk = &rc->locks[b % RC_STRIPES];
