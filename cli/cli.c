@@ -3,6 +3,8 @@
  */
 #include "cli.h"
 
+#include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,19 @@ int cli_common_opt(struct cli_common *common, int c, const char *arg) {
                 return 1;
         case 'R':
                 common->redis = arg;
+                return 1;
+        case 'g':
+                common->group = arg;
+                return 1;
+        case 'I':
+                if (mg_conf_parse_ms(arg, &common->idle_exit_ms) ||
+                    common->idle_exit_ms <= 0) {
+                        fprintf(stderr,
+                                "mintgate: --idle-exit %s: expected a "
+                                "duration such as 500ms or 5s\n",
+                                arg);
+                        return -1;
+                }
                 return 1;
         default:
                 return 0;
@@ -101,6 +116,10 @@ int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
             (err = mg_conf_set(cc->conf, "redis.addr", common->redis, errstr,
                                sizeof(errstr))))
                 goto fail;
+        if (common->group &&
+            (err = mg_conf_set(cc->conf, "ingest.group_id", common->group,
+                               errstr, sizeof(errstr))))
+                goto fail;
         for (i = 0; i < common->set_cnt; i++) {
                 char key[256];
                 const char *eq = strchr(common->sets[i], '=');
@@ -136,6 +155,24 @@ fail:
 void cli_conf_free(struct cli_conf *cc) {
         mg_conf_destroy(cc->conf);
         cc->conf = NULL;
+}
+
+int cli_no_operands(int argc, char **argv, const char *cmd) {
+        if (optind < argc) {
+                fprintf(stderr, "mintgate %s: unexpected argument '%s'\n", cmd,
+                        argv[optind]);
+                return MG_EXIT_USAGE;
+        }
+        return MG_EXIT_OK;
+}
+
+void cli_print_dlq_reasons(FILE *fp, const struct mg_ingest_stats *st) {
+        int i;
+
+        for (i = 0; i < MG_ERR__CNT; i++)
+                if (st->dlq_by_err[i])
+                        fprintf(fp, " %s=%" PRIu64, mg_err_name((mg_err_t)i),
+                                st->dlq_by_err[i]);
 }
 
 static volatile sig_atomic_t *cli_signal_flag;

@@ -43,6 +43,8 @@ struct cli_common {
         int set_cnt;
         const char *brokers;     /* --brokers: kafka.bootstrap.servers */
         const char *log_level;   /* --log-level: wins over log.level */
+        const char *group;       /* --group: ingest.group_id */
+        int64_t idle_exit_ms;    /* --idle-exit: stop when idle, 0 never */
         const char *redis;       /* --redis: redis.addr */
 };
 
@@ -54,6 +56,15 @@ struct cli_common {
         {"brokers", required_argument, NULL, 'b'},                            \
         {"redis", required_argument, NULL, 'R'},                              \
         {"help", no_argument, NULL, 'h'}
+
+/* Options of the commands that consume (ingest, score). */
+#define CLI_CONSUMER_LONGOPTS                                                 \
+        {"group", required_argument, NULL, 'g'},                              \
+        {"idle-exit", required_argument, NULL, 'I'}
+
+#define CLI_CONSUMER_HELP                                                     \
+        "  -g, --group ID        consumer group (ingest.group_id)\n"         \
+        "      --idle-exit DUR   stop after DUR (e.g. 5s) without messages\n"
 
 #define CLI_COMMON_HELP                                                       \
         "  -c, --config FILE     YAML configuration file\n"                   \
@@ -67,8 +78,16 @@ struct cli_common {
  * c is not a common option, -1 on a bad value (message printed). */
 int cli_common_opt(struct cli_common *common, int c, const char *arg);
 
-/* Build the configuration: defaults, then --config, then --brokers, then
- * each --set. Prints the error and returns MG_EXIT_USAGE on failure. */
+/* MG_EXIT_OK when every argument was an option, else print the first
+ * stray one and return MG_EXIT_USAGE. */
+int cli_no_operands(int argc, char **argv, const char *cmd);
+
+/* " reason=count" for each dead-letter reason seen. */
+void cli_print_dlq_reasons(FILE *fp, const struct mg_ingest_stats *st);
+
+/* Build the configuration: defaults, then --config, then --brokers,
+ * --redis and --group, then each --set. Prints the error and returns
+ * MG_EXIT_USAGE on failure. */
 int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
                   const char *cmd);
 void cli_conf_free(struct cli_conf *cc);

@@ -93,11 +93,8 @@ int cmd_broker_main(int argc, char **argv) {
                         return MG_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, "mintgate broker: unexpected argument '%s'\n",
-                        argv[optind]);
+        if (cli_no_operands(argc, argv, "broker"))
                 return MG_EXIT_USAGE;
-        }
         if (topic_list) {
                 topic_list = strdup(topic_list);
                 for (tok = strtok_r(topic_list, ",", &save); tok;

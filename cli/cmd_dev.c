@@ -350,7 +350,7 @@ int cmd_dev_main(int argc, char **argv) {
         struct mg_ingest *ing = NULL;
         FILE *demo = NULL;
         char errstr[512], *end;
-        int c, r, rc = MG_EXIT_FAILURE, stay = isatty(STDIN_FILENO), i;
+        int c, r, rc = MG_EXIT_FAILURE, stay = isatty(STDIN_FILENO);
         long v;
 
         memset(&common, 0, sizeof(common));
@@ -399,12 +399,12 @@ int cmd_dev_main(int argc, char **argv) {
                 goto out;
         }
         /* The embedded broker answers an empty fetch only after the full
-         * fetch.wait.max.ms, even when data arrives meanwhile (Kafka
+         * ingest.fetch_wait, even when data arrives meanwhile (Kafka
          * answers at once): keep it short so new events show promptly. */
         if (mg_conf_set(cc.conf, "kafka.bootstrap.servers",
                         mg_broker_bootstrap(broker), errstr,
                         sizeof(errstr)) ||
-            mg_conf_set(cc.conf, "kafka.fetch.wait.max.ms", "10", errstr,
+            mg_conf_set(cc.conf, "ingest.fetch_wait", "10ms", errstr,
                         sizeof(errstr))) {
                 fprintf(stderr, "mintgate dev: %s\n", errstr);
                 goto out;
@@ -470,10 +470,7 @@ int cmd_dev_main(int argc, char **argv) {
                st.consumed, st.delivered, st.by_type[MG_EVENT_AUTH],
                st.by_type[MG_EVENT_USAGE], st.by_type[MG_EVENT_SIGNAL],
                st.dead_lettered);
-        for (i = 0; i < MG_ERR__CNT; i++)
-                if (st.dlq_by_err[i])
-                        printf(" %s=%" PRIu64, mg_err_name(i),
-                               st.dlq_by_err[i]);
+        cli_print_dlq_reasons(stdout, &st);
         printf(" -> %s\n", cc.ingest.topic_dlq);
         dev_print_risk(&cc);
         rc = st.consumed == pres.sent ? MG_EXIT_OK : MG_EXIT_FAILURE;

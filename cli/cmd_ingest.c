@@ -62,9 +62,8 @@ static void ingest_usage(FILE *fp) {
                 "Consumes the input topics in a consumer group, decodes and "
                 "validates each\nmessage, dead-letters bad ones to the DLQ "
                 "topic, commits what it handled.\n\n" CLI_COMMON_HELP
-                "  -g, --group ID        consumer group (ingest.group_id)\n"
+                CLI_CONSUMER_HELP
                 "      --print           print each event as a JSON line\n"
-                "      --idle-exit MS    stop after MS without messages\n"
                 "      --max N           stop after N messages\n\n"
                 "At the end prints a summary of what was consumed, "
                 "delivered and\ndead-lettered (by reason) on stderr.\n");
@@ -73,9 +72,8 @@ static void ingest_usage(FILE *fp) {
 int cmd_ingest_main(int argc, char **argv) {
         static const struct option longopts[] = {
                 CLI_COMMON_LONGOPTS,
-                {"group", required_argument, NULL, 'g'},
+                CLI_CONSUMER_LONGOPTS,
                 {"print", no_argument, NULL, 'P'},
-                {"idle-exit", required_argument, NULL, 'I'},
                 {"max", required_argument, NULL, 'M'},
                 {NULL, 0, NULL, 0}};
         struct mg_ingest_run_opts ropts = {0, 0};
@@ -85,9 +83,8 @@ int cmd_ingest_main(int argc, char **argv) {
         struct cli_common common;
         struct cli_conf cc;
         struct mg_ingest *ing = NULL;
-        const char *group = NULL;
         char errstr[512], *end;
-        int c, r, rc, i;
+        int c, r, rc;
         mg_err_t err;
 
         memset(&common, 0, sizeof(common));
@@ -101,21 +98,8 @@ int cmd_ingest_main(int argc, char **argv) {
                 case 'h':
                         ingest_usage(stdout);
                         return MG_EXIT_OK;
-                case 'g':
-                        group = optarg;
-                        break;
                 case 'P':
                         psink.print = 1;
-                        break;
-                case 'I':
-                        if (mg_conf_parse_ms(optarg, &ropts.idle_exit_ms) ||
-                            ropts.idle_exit_ms <= 0) {
-                                fprintf(stderr,
-                                        "mintgate ingest: --idle-exit %s: "
-                                        "expected a duration\n",
-                                        optarg);
-                                return MG_EXIT_USAGE;
-                        }
                         break;
                 case 'M':
                         ropts.max_messages = strtoull(optarg, &end, 10);
@@ -132,20 +116,10 @@ int cmd_ingest_main(int argc, char **argv) {
                         return MG_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, "mintgate ingest: unexpected argument '%s'\n",
-                        argv[optind]);
-                return MG_EXIT_USAGE;
-        }
-        if ((rc = cli_conf_load(&cc, &common, "ingest")))
+        if ((rc = cli_no_operands(argc, argv, "ingest")) ||
+            (rc = cli_conf_load(&cc, &common, "ingest")))
                 return rc;
-        if (group &&
-            mg_conf_set(cc.conf, "ingest.group_id", group, errstr,
-                        sizeof(errstr))) {
-                fprintf(stderr, "mintgate ingest: --group: %s\n", errstr);
-                cli_conf_free(&cc);
-                return MG_EXIT_USAGE;
-        }
+        ropts.idle_exit_ms = common.idle_exit_ms;
         if ((err = mg_ingest_new(&cc.ingest, &sink, &ing, errstr,
                                  sizeof(errstr)))) {
                 fprintf(stderr, "mintgate ingest: %s\n", errstr);
@@ -169,10 +143,7 @@ int cmd_ingest_main(int argc, char **argv) {
                 st.consumed, st.delivered, st.by_type[MG_EVENT_AUTH],
                 st.by_type[MG_EVENT_USAGE], st.by_type[MG_EVENT_SIGNAL],
                 st.dead_lettered);
-        for (i = 0; i < MG_ERR__CNT; i++)
-                if (st.dlq_by_err[i])
-                        fprintf(stderr, " %s=%" PRIu64, mg_err_name(i),
-                                st.dlq_by_err[i]);
+        cli_print_dlq_reasons(stderr, &st);
         fprintf(stderr, ", retries %" PRIu64 "\n", st.retries);
         mg_ingest_destroy(ing);
         cli_conf_free(&cc);

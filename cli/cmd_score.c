@@ -32,15 +32,13 @@ static void score_usage(FILE *fp) {
                 "changes on redis.risk_channel. Offsets are\ncommitted only "
                 "after Redis has the effects; while Redis is unreachable, "
                 "it\npauses and resumes by itself.\n\n" CLI_COMMON_HELP
-                "  -g, --group ID        consumer group (ingest.group_id)\n"
-                "      --idle-exit MS    stop after MS without messages\n");
+                CLI_CONSUMER_HELP);
 }
 
 int cmd_score_main(int argc, char **argv) {
         static const struct option longopts[] = {
                 CLI_COMMON_LONGOPTS,
-                {"group", required_argument, NULL, 'g'},
-                {"idle-exit", required_argument, NULL, 'I'},
+                CLI_CONSUMER_LONGOPTS,
                 {NULL, 0, NULL, 0}};
         struct mg_ingest_run_opts ropts = {0, 0};
         struct cli_score_sink ss;
@@ -51,7 +49,6 @@ int cmd_score_main(int argc, char **argv) {
         struct cli_conf cc;
         struct mg_store store;
         struct mg_ingest *ing = NULL;
-        const char *group = NULL;
         char errstr[512];
         int c, r, rc = MG_EXIT_FAILURE;
         mg_err_t err;
@@ -69,37 +66,15 @@ int cmd_score_main(int argc, char **argv) {
                 case 'h':
                         score_usage(stdout);
                         return MG_EXIT_OK;
-                case 'g':
-                        group = optarg;
-                        break;
-                case 'I':
-                        if (mg_conf_parse_ms(optarg, &ropts.idle_exit_ms) ||
-                            ropts.idle_exit_ms <= 0) {
-                                fprintf(stderr,
-                                        "mintgate score: --idle-exit %s: "
-                                        "expected a duration\n",
-                                        optarg);
-                                return MG_EXIT_USAGE;
-                        }
-                        break;
                 default:
                         score_usage(stderr);
                         return MG_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, "mintgate score: unexpected argument '%s'\n",
-                        argv[optind]);
-                return MG_EXIT_USAGE;
-        }
-        if ((r = cli_conf_load(&cc, &common, "score")))
+        if ((r = cli_no_operands(argc, argv, "score")) ||
+            (r = cli_conf_load(&cc, &common, "score")))
                 return r;
-        if (group && mg_conf_set(cc.conf, "ingest.group_id", group, errstr,
-                                 sizeof(errstr))) {
-                fprintf(stderr, "mintgate score: --group: %s\n", errstr);
-                rc = MG_EXIT_USAGE;
-                goto out;
-        }
+        ropts.idle_exit_ms = common.idle_exit_ms;
         if ((err = mg_store_redis_new(&cc.redis, &store, errstr,
                                       sizeof(errstr))) ||
             (err = mg_scorer_new(&cc.scoring, &cc.worker, &store, &ss.sc,

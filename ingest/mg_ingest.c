@@ -81,6 +81,12 @@ const struct mg_conf_prop mg_ingest_conf_props[] = {
          10000000, 0,
          "Two-phase stages: flush once this many events are pending, "
          "whatever their age."},
+        {"ingest.fetch_wait", MG_CONF_MS, CONF_OFF(fetch_wait_ms), "100ms", 1,
+         10000, 0,
+         "How long the broker may hold a fetch that finds no data "
+         "(fetch.wait.max.ms). Kafka answers as soon as data arrives; the "
+         "embedded development broker waits the whole time, so `dev` uses "
+         "10ms."},
         {"kafka", MG_CONF_MAP, CONF_OFF(kafka), NULL, 0, 0, 0,
          "Any librdkafka property, e.g. kafka.bootstrap.servers (default "
          MG_INGEST_DEFAULT_BROKERS "), kafka.security.protocol. Applied to "
@@ -134,6 +140,7 @@ struct mg_ingest {
         rd_kafka_topic_partition_list_t *pending_first;
         rd_kafka_topic_partition_list_t *pending_next;
         uint64_t pending_cnt;              /* events pending */
+        int64_t active_ms;                 /* last message or assignment */
         int64_t pending_since_ms;          /* when the oldest was accepted */
         pthread_mutex_t stats_lock;        /* guards stats */
         struct mg_ingest_stats stats;      /* counters */
@@ -260,6 +267,8 @@ static void ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
                 pthread_mutex_lock(&ing->stats_lock);
                 ing->stats.assigned_us = mono_us();
                 pthread_mutex_unlock(&ing->stats_lock);
+                /* The first fetch takes a moment: not idleness. */
+                ing->active_ms = mono_ms();
                 if (ing->sink.partitions_cb)
                         ing->sink.partitions_cb(ing->sink.opaque, 1, parts);
         } else {
@@ -291,6 +300,14 @@ static void ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
         }
 }
 
+static mg_err_t kafka_set_ms(rd_kafka_conf_t *kconf, const char *key,
+                             int64_t ms, char *errstr, size_t errstr_size) {
+        char text[24];
+
+        snprintf(text, sizeof(text), "%" PRId64, ms);
+        return kafka_set(kconf, key, text, errstr, errstr_size);
+}
+
 static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
                              size_t errstr_size) {
         rd_kafka_conf_t *kconf = rd_kafka_conf_new();
@@ -320,6 +337,9 @@ static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
              * a restarted worker then re-reads, and skips, less. */
             (err = kafka_set(kconf, "auto.commit.interval.ms", "1000", errstr,
                              errstr_size)) ||
+            (err = kafka_set_ms(kconf, "fetch.wait.max.ms",
+                                ing->conf->fetch_wait_ms, errstr,
+                                errstr_size)) ||
             (err = mg_ingest_kafka_conf_apply(&ing->conf->kafka, kconf, errstr,
                                               errstr_size)) ||
             /* Forced: the at-least-once contract depends on these. */
@@ -815,10 +835,10 @@ static int ingest_assigned(struct mg_ingest *ing) {
 mg_err_t mg_ingest_run(struct mg_ingest *ing,
                        const struct mg_ingest_run_opts *opts, char *errstr,
                        size_t errstr_size) {
-        int64_t last_msg_ms = mono_ms();
         uint64_t seen = 0;
         mg_err_t err;
 
+        ing->active_ms = mono_ms();
         if ((err = ingest_subscribe(ing, errstr, errstr_size)))
                 return err;
         while (!atomic_load(&ing->stop)) {
@@ -858,7 +878,7 @@ mg_err_t mg_ingest_run(struct mg_ingest *ing,
                                 rd_kafka_message_destroy(ing->msgs[i].rkm);
                         if (err && err != MG_ERR_RETRY)
                                 return err;
-                        last_msg_ms = mono_ms();
+                        ing->active_ms = mono_ms();
                         if (!err)
                                 seen += n;
                 }
@@ -876,13 +896,13 @@ mg_err_t mg_ingest_run(struct mg_ingest *ing,
                 if (opts && opts->max_messages && seen >= opts->max_messages)
                         break;
                 if (opts && opts->idle_exit_ms &&
-                    mono_ms() - last_msg_ms >= opts->idle_exit_ms) {
+                    mono_ms() - ing->active_ms >= opts->idle_exit_ms) {
                         /* Idle means nothing to read while assigned, not
                          * waiting for the group to form (the coordinator
                          * may delay the first assignment by seconds). */
                         if (ingest_assigned(ing))
                                 break;
-                        last_msg_ms = mono_ms();
+                        ing->active_ms = mono_ms();
                 }
         }
         /* Last flush; if it fails the events are redelivered next time. */

@@ -57,6 +57,7 @@ struct mg_ingest_conf {
         int64_t dlq_timeout_ms;  /* wait for the DLQ to acknowledge */
         int64_t flush_interval_ms; /* max age of unflushed events */
         int64_t flush_max;       /* max unflushed events */
+        int64_t fetch_wait_ms;   /* broker may hold an empty fetch this long */
         struct mg_conf_map kafka; /* kafka.*: passed to librdkafka */
         struct mg_conf_map schema_ids; /* schemas.confluent_ids: id -> avsc */
 };

@@ -173,9 +173,9 @@ static void run_init(struct score_run *run, const char *bootstrap,
                 run_set(run, "ingest.topics.signals", key);
         }
         /* The mock broker answers a fetch with no data only after the
-         * full fetch.wait.max.ms (500 ms by default) even if data arrives
-         * meanwhile; Kafka answers as soon as data is there. */
-        run_set(run, "kafka.fetch.wait.max.ms", "5");
+         * full fetch wait even if data arrives meanwhile; Kafka answers as
+         * soon as data is there. */
+        run_set(run, "ingest.fetch_wait", "5ms");
         if (getenv("BENCH_FLUSH"))
                 run_set(run, "ingest.flush_interval", getenv("BENCH_FLUSH"));
         if (getenv("BENCH_BATCH"))
@@ -238,6 +238,17 @@ static double run_score_round(const char *bootstrap,
         mg_ingest_stats_get(run.ing, &st);
         if (atomic_load(&run.got) != n)
                 bench_die("score round", "not every event was scored");
+        {
+                struct mg_scorer_stats ss;
+
+                mg_scorer_stats_get(run.sc, &ss);
+                printf("    scorer: %" PRIu64 " batches, %" PRIu64
+                       " flushes, %" PRIu64 " loads, %" PRIu64
+                       " saves; time in load %.2f s, apply %.2f s, save "
+                       "%.2f s\n",
+                       ss.batches, ss.flushes, ss.loads, ss.saves,
+                       ss.load_us / 1e6, ss.apply_us / 1e6, ss.save_us / 1e6);
+        }
         run_free(&run);
         return (double)n / (run.t_last - (double)st.assigned_us / 1e6);
 }
