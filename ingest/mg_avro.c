@@ -6,19 +6,42 @@
  * Registry. Every writer schema is parsed once, when it is registered: Avro C
  * parses it, we compute its Parsing Canonical Form (jansson) and the
  * CRC-64-AVRO fingerprint of that, find its reader (the current built-in
- * schema with the same full name), and prepare three things that make the
- * per-message work cheap: the reader schema *projected* onto the writer's
- * fields (Avro C's resolver rejects reader fields the writer lacks, even with
- * a default, so those fields are dropped and filled from their defaults
- * afterwards), a map from each reader field to its slot in the projection,
- * and a compiled copy of the writer schema for the scanner. Registration also
- * tries the resolution once, so a writer that cannot resolve is refused at
- * configuration time, never at message time.
+ * schema with the same full name), and prepare what makes the per-message
+ * work cheap: a compiled copy of the writer schema for the scanner, the
+ * writer-enum-symbol -> our-enum maps, a decode plan for the fast decoder
+ * (below), and for the reference decoder the reader schema *projected* onto
+ * the writer's fields (Avro C's resolver rejects reader fields the writer
+ * lacks, even with a default, so those fields are dropped and filled from
+ * their defaults afterwards) and a map from each reader field to its slot in
+ * the projection. Registration also resolves the writer with Avro C once, so
+ * a writer that cannot resolve is refused at configuration time, never at
+ * message time; the plan is built only for writers Avro C accepted.
  *
- * Decoding is three passes over at most MG_AVRO_MSG_MAX bytes:
- *   1. framing: the first byte picks a framing ops struct, which parses the
- *      header and finds the writer schema;
- *   2. scan: our own walk of the body against the compiled writer schema.
+ * Every decode starts with the framing: the first byte picks a framing ops
+ * struct, which parses the header and finds the writer schema. Then one of
+ * two decoders reads the body (at most MG_AVRO_MSG_MAX bytes).
+ *
+ * The fast decoder (the default) is one pass. The plan of a writer schema is
+ * an array of ops, one per writer field in writer order, built at
+ * registration: skip the field (the reader lacks it), or store it into a
+ * given member of struct mg_event, converted as Avro's resolution converts
+ * it (int -> long; null or string into ["null","string"]; an enum through
+ * the symbol map; a union through a per-branch op, where a branch the reader
+ * cannot hold is an error only when it occurs, as in Avro C). A small
+ * interpreter walks the ops over the bytes, with the scanner's checks and
+ * messages (it calls the scanner's helpers, and the scanner itself for
+ * skipped fields), storing strings with mg_event_set_str() and scopes with
+ * mg_event_add_scope(), so caps and errors are those of the event model.
+ * Then the reader fields the writer lacks take their defaults. Interpreting
+ * a prepared plan rather than resolving by name keeps the loop free of
+ * lookups, allocation and indirection through Avro C's value interfaces:
+ * per message it is a varint or a memcpy per field.
+ *
+ * The reference decoder is the original three-pass path, kept for tests
+ * (every fast result is checked against it) and debugging
+ * (mg_avro_decoder_use_reference()), and used for any writer whose pairing
+ * with its reader the plan builder does not cover:
+ *   1. scan: our own walk of the body against the compiled writer schema.
  *      Avro C 1.11 trusts its input: a huge string length makes it allocate
  *      that much (and leak it on the error path), a negative one underflows,
  *      an enum index out of range is stored as is (and printed by reading
@@ -28,19 +51,30 @@
  *      index, varint sizes, booleans and UTF-8, and finds the end of the
  *      record, so trailing bytes are an error. Only bytes that passed reach
  *      Avro C, which then cannot misbehave on them;
- *   3. Avro C reads the body through the cached resolver (writer -> projected
- *      reader) into a cached generic value, and we copy the fields into the
- *      event by name through the field table below, taking defaults for the
- *      reader fields the writer lacks.
+ *   2. Avro C reads the body through the cached resolver (writer -> projected
+ *      reader) into a cached generic value;
+ *   3. we copy the fields into the event by name through the field table
+ *      below, in reader order, taking defaults for the reader fields the
+ *      writer lacks.
  * Avro C resolves enums by passing the *writer's* index through unchanged
  * (resolved-writer.c, try_enum only compares names), so enum values are
  * mapped from the writer's symbol names to ours, prepared at registration;
  * a symbol we do not know takes the enum's declared default, if any.
  *
- * Per decoder (one per thread) and per writer schema, the resolver and
- * generic interfaces and the value instances are built on first use and
- * reused; a message costs no schema work and no allocation of ours (Avro C
- * still allocates each string it reads).
+ * Both decoders give the same event and the same error (code and message)
+ * for every input; the unit tests and the fuzzer check it. That fixes which
+ * error wins when a message has several: bytes that do not decode (the
+ * first in the message), then a union branch the reader cannot hold (the
+ * first in the message), then a value the event cannot hold (the first in
+ * *reader* order, as the reference fills in that order and the shared
+ * string arena can make the order matter). The fast decoder keeps walking
+ * after a value fails to store, so byte errors later in the message still
+ * win, and on such a failure replays the fields in reader order.
+ *
+ * Per decoder (one per thread) the fast decoder needs only a small array;
+ * the reference decoder's resolver, generic interfaces and value instances
+ * are built per writer schema on first use and reused (Avro C allocates each
+ * string it reads).
  *
  * Encoding sets a cached generic value of the chosen writer schema from the
  * event and lets Avro C write it behind the framing header.
@@ -226,10 +260,42 @@ struct mg_avro_node {
 
 /* How one reader field is found in a particular writer. */
 struct mg_avro_wmap {
+        int widx;       /* index in the writer record, -1: use default */
         int pidx;       /* index in the projected record, -1: use default */
         int sym_cnt;    /* ENUM in writer: the writer's symbol count */
         int *sym_map;   /* ENUM in writer: writer index -> our value, or -1 */
         avro_schema_t wenum; /* ENUM in writer: its enum schema (borrowed) */
+};
+
+/* What one op of a decode plan does with the writer's bytes (see the top of
+ * the file). Each kind reads exactly what the scanner reads for the writer
+ * type it is built for. */
+enum mg_avro_dop_kind {
+        MG_AVRO_DOP_SKIP,     /* a field the reader lacks: scan past it */
+        MG_AVRO_DOP_NULL,     /* writer null -> optional string: NULL */
+        MG_AVRO_DOP_STR,      /* writer string -> string member */
+        MG_AVRO_DOP_SCOPE,    /* writer string -> one more scope */
+        MG_AVRO_DOP_INT,      /* writer int -> int32_t member */
+        MG_AVRO_DOP_INT_LONG, /* writer int -> int64_t member (promotion) */
+        MG_AVRO_DOP_LONG,     /* writer long -> int64_t member */
+        MG_AVRO_DOP_ENUM,     /* writer enum -> our value, by symbol */
+        MG_AVRO_DOP_SCOPES,   /* writer array -> the scopes; kids[0]: item */
+        MG_AVRO_DOP_UNION,    /* writer union; kids: one per writer branch */
+        MG_AVRO_DOP_BAD       /* a union branch the reader cannot hold */
+};
+
+/* One op of a decode plan. */
+struct mg_avro_dop {
+        enum mg_avro_dop_kind kind;
+        int wnode;            /* writer's compiled node: what the bytes are */
+        size_t off;           /* member of struct mg_event it fills */
+        const char *name;     /* that field's name (efield table), for
+                               * mg_event_set_str() and messages */
+        const struct mg_avro_wmap *wm; /* ENUM: symbol map of the field */
+        const char *rtype;    /* UNION: Avro C's name of the reader type, for
+                               * the message of a branch it cannot hold */
+        struct mg_avro_dop *kids; /* UNION: per branch; SCOPES: the item */
+        int kid_cnt;          /* entries in kids */
 };
 
 /* One registered writer schema. */
@@ -246,6 +312,10 @@ struct mg_avro_schema {
         size_t wfield_cnt;    /* fields of the writer record */
         const struct mg_avro_efield **wfields; /* per writer field: member
                                                 * to encode it from, or NULL */
+        struct mg_avro_dop *plan; /* fast decoder: one op per writer field;
+                                   * NULL: the reference decoder only */
+        int *dflt;            /* reader fields the writer lacks (defaults) */
+        size_t dflt_cnt;      /* entries in dflt */
 };
 
 struct mg_avro_registry {
@@ -290,6 +360,10 @@ struct mg_avro_dslot {
 struct mg_avro_decoder {
         const struct mg_avro_registry *reg; /* not owned */
         unsigned gen;               /* reg->gen when created */
+        int use_reference;          /* decode with the reference decoder */
+        const uint8_t **pos;        /* fast decoder: where each writer field
+                                     * of the message starts (for replaying
+                                     * them in reader order) */
         avro_reader_t reader;       /* memory reader, re-pointed per message */
         size_t slot_cnt;            /* = reg->cnt when created */
         struct mg_avro_dslot *slots; /* per registry entry */
@@ -1011,7 +1085,10 @@ static mg_err_t mg_avro_project(struct mg_avro_schema *ws, char *errstr,
                 const char *name =
                         json_string_value(json_object_get(f, "name"));
 
-                if (avro_schema_record_field_get_index(ws->schema, name) < 0) {
+                /* The writer field Avro C's resolver pairs with this one. */
+                ws->wmap[i].widx =
+                        avro_schema_record_field_get_index(ws->schema, name);
+                if (ws->wmap[i].widx < 0) {
                         if (!rd->fields[i].def) {
                                 err = mg_err_set(MG_ERR_INVALID, errstr,
                                                  errstr_size,
@@ -1273,6 +1350,188 @@ out:
 }
 
 /*
+ * Decode plans for the fast decoder (see the top of the file).
+ *
+ * Which writer types reach which reader types follows Avro C's resolver
+ * (resolved-writer.c), which registration has already run on the pair:
+ * a string only into a string, null only into null, an int into an int or
+ * (promoted) a long, a long into a long, an enum into an enum of the same
+ * name, an array into an array whose items resolve; into a reader union,
+ * the first of its branches that takes the value; and a writer union
+ * branch by branch, each branch against the whole reader type, where a
+ * union with no branch that resolves does not resolve. A branch that does
+ * not resolve is kept as a BAD op: Avro C accepts such a writer and fails
+ * only when a message takes that branch. The plan is the ops of one record
+ * field after another, so decoding needs no recursion but for unions and
+ * arrays, and no lookup at all.
+ */
+
+static void mg_avro_dop_clear(struct mg_avro_dop *op) {
+        int i;
+
+        for (i = 0; op->kids && i < op->kid_cnt; i++)
+                mg_avro_dop_clear(&op->kids[i]);
+        free(op->kids);
+        op->kids = NULL;
+        op->kid_cnt = 0;
+}
+
+static void mg_avro_plan_free(struct mg_avro_dop *plan, size_t cnt) {
+        size_t i;
+
+        for (i = 0; plan && i < cnt; i++)
+                mg_avro_dop_clear(&plan[i]);
+        free(plan);
+}
+
+/* Build into op how the writer value of compiled node wnode reaches the
+ * event member of ef, whose reader type is rs and kind is kind (scope: the
+ * value is one item of the scopes). 1: it does; 0: Avro C's resolver would
+ * not pair them; -1: out of memory. */
+static int mg_avro_dop_build(const struct mg_avro_schema *ws,
+                             struct mg_avro_dop *op, int wnode,
+                             const struct mg_avro_efield *ef,
+                             const struct mg_avro_wmap *wm,
+                             enum mg_avro_fkind kind, int scope,
+                             avro_schema_t rs) {
+        const struct mg_avro_node *nd = &ws->nodes[wnode];
+        int i, r, any = 0;
+
+        memset(op, 0, sizeof(*op));
+        op->kind = MG_AVRO_DOP_BAD;
+        op->wnode = wnode;
+        op->off = ef->off;
+        op->name = ef->name;
+        switch (nd->op) {
+        case MG_AVRO_OP_NULL:
+                if (kind == MG_AVRO_FK_OPTSTR && !scope)
+                        op->kind = MG_AVRO_DOP_NULL;
+                break;
+        case MG_AVRO_OP_STRING:
+                if (scope)
+                        op->kind = MG_AVRO_DOP_SCOPE;
+                else if (kind == MG_AVRO_FK_STR || kind == MG_AVRO_FK_OPTSTR)
+                        op->kind = MG_AVRO_DOP_STR;
+                break;
+        case MG_AVRO_OP_INT:
+                if (kind == MG_AVRO_FK_INT && !scope)
+                        op->kind = MG_AVRO_DOP_INT;
+                else if (kind == MG_AVRO_FK_LONG && !scope)
+                        op->kind = MG_AVRO_DOP_INT_LONG;
+                break;
+        case MG_AVRO_OP_LONG:
+                if (kind == MG_AVRO_FK_LONG && !scope)
+                        op->kind = MG_AVRO_DOP_LONG;
+                break;
+        case MG_AVRO_OP_ENUM:
+                /* mg_avro_map_enums() made the map, and Avro C checked the
+                 * names, for a plain enum field (and refuses any other
+                 * writer type for an enum field). */
+                if (kind == MG_AVRO_FK_ENUM && !scope && wm->sym_map &&
+                    wm->sym_cnt == nd->n) {
+                        op->kind = MG_AVRO_DOP_ENUM;
+                        op->wm = wm;
+                }
+                break;
+        case MG_AVRO_OP_ARRAY:
+                if (kind != MG_AVRO_FK_SCOPES || scope)
+                        break;
+                op->kids = calloc(1, sizeof(*op->kids));
+                if (!op->kids)
+                        return -1;
+                op->kid_cnt = 1;
+                rs = mg_avro_unlink(rs);
+                r = mg_avro_dop_build(ws, &op->kids[0], nd->kids[0], ef, wm,
+                                      MG_AVRO_FK_STR, 1,
+                                      is_avro_array(rs)
+                                              ? avro_schema_array_items(rs)
+                                              : rs);
+                if (r <= 0) {
+                        mg_avro_dop_clear(op);
+                        return r;
+                }
+                op->kind = MG_AVRO_DOP_SCOPES;
+                break;
+        case MG_AVRO_OP_UNION:
+                op->kids = calloc(nd->n ? (size_t)nd->n : 1,
+                                  sizeof(*op->kids));
+                if (!op->kids)
+                        return -1;
+                op->kid_cnt = (int)nd->n;
+                for (i = 0; i < op->kid_cnt; i++) {
+                        r = mg_avro_dop_build(ws, &op->kids[i], nd->kids[i],
+                                              ef, wm, kind, scope, rs);
+                        if (r < 0) {
+                                mg_avro_dop_clear(op);
+                                return -1;
+                        }
+                        any |= r;
+                }
+                if (!any) { /* "No branches in the writer are compatible" */
+                        mg_avro_dop_clear(op);
+                        break;
+                }
+                op->kind = MG_AVRO_DOP_UNION;
+                op->rtype = avro_schema_type_name(mg_avro_unlink(rs));
+                break;
+        default:
+                break;
+        }
+        return op->kind != MG_AVRO_DOP_BAD;
+}
+
+/* Build ws->plan and ws->dflt. A writer field the plan cannot take leaves
+ * ws->plan NULL (the writer is then decoded by the reference decoder); with
+ * the pairs Avro C accepts and our reader types that does not happen. */
+static mg_err_t mg_avro_plan_build(struct mg_avro_schema *ws, char *errstr,
+                                   size_t errstr_size) {
+        const struct mg_avro_reader *rd = ws->rd;
+        const struct mg_avro_node *root = &ws->nodes[0];
+        struct mg_avro_dop *plan = NULL;
+        mg_err_t err = MG_OK;
+        size_t i;
+        int r;
+
+        assert(root->op == MG_AVRO_OP_RECORD &&
+               (size_t)root->n == ws->wfield_cnt);
+        plan = calloc(ws->wfield_cnt ? ws->wfield_cnt : 1, sizeof(*plan));
+        ws->dflt = calloc(rd->field_cnt ? rd->field_cnt : 1,
+                          sizeof(*ws->dflt));
+        if (!plan || !ws->dflt)
+                goto nomem;
+        for (i = 0; i < ws->wfield_cnt; i++) {
+                plan[i].kind = MG_AVRO_DOP_SKIP;
+                plan[i].wnode = root->kids[i];
+        }
+        for (i = 0; i < rd->field_cnt; i++) {
+                const struct mg_avro_rfield *rf = &rd->fields[i];
+                const struct mg_avro_wmap *wm = &ws->wmap[i];
+
+                if (wm->widx < 0) {
+                        ws->dflt[ws->dflt_cnt++] = (int)i;
+                        continue;
+                }
+                r = mg_avro_dop_build(
+                        ws, &plan[wm->widx], root->kids[wm->widx], rf->ef, wm,
+                        rf->ef->kind, 0,
+                        avro_schema_record_field_get(ws->projected,
+                                                     rf->name));
+                if (r < 0)
+                        goto nomem;
+                if (r == 0)
+                        goto out; /* reference decoder only */
+        }
+        ws->plan = plan;
+        plan = NULL;
+        goto out;
+nomem:
+        err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size, "out of memory");
+out:
+        mg_avro_plan_free(plan, ws->wfield_cnt);
+        return err;
+}
+
+/*
  * Writer schemas.
  */
 
@@ -1285,6 +1544,8 @@ static void mg_avro_schema_free(struct mg_avro_schema *ws) {
                 for (i = 0; i < ws->rd->field_cnt; i++)
                         free(ws->wmap[i].sym_map);
         free(ws->wmap);
+        mg_avro_plan_free(ws->plan, ws->wfield_cnt);
+        free(ws->dflt);
         mg_avro_nodes_free(ws->nodes, ws->node_cnt);
         free((void *)ws->wfields);
         if (ws->projected)
@@ -1403,6 +1664,9 @@ static mg_err_t mg_avro_schema_new(const struct mg_avro_registry *reg,
         if ((err = mg_avro_project(ws, errstr, errstr_size)) ||
             (err = mg_avro_map_enums(ws, errstr, errstr_size)) ||
             (err = mg_avro_compile_schema(ws, errstr, errstr_size)))
+                goto out;
+        if (ws->rd->ev_type >= 0 &&
+            (err = mg_avro_plan_build(ws, errstr, errstr_size)))
                 goto out;
         if (ws->rd->ev_type >= 0)
                 for (i = 0; i < ws->wfield_cnt; i++)
@@ -1765,7 +2029,7 @@ static mg_err_t mg_avro_scan_overrun(struct mg_avro_scan *sc, const char *what,
                           sc->field, what, need, left);
 }
 
-static mg_err_t mg_avro_scan_long(struct mg_avro_scan *sc, int64_t *vp) {
+static mg_err_t mg_avro_scan_varint(struct mg_avro_scan *sc, int64_t *vp) {
         uint64_t v = 0;
         int i;
 
@@ -1792,11 +2056,43 @@ static mg_err_t mg_avro_scan_long(struct mg_avro_scan *sc, int64_t *vp) {
                           sc->field);
 }
 
+/* A zig-zag varint. Most numbers of an event (lengths, indexes, counts)
+ * take one byte: that case is inline, the rest in mg_avro_scan_varint(). */
+static inline mg_err_t mg_avro_scan_long(struct mg_avro_scan *sc,
+                                         int64_t *vp) {
+        if (sc->p != sc->end && *sc->p < 0x80) {
+                uint64_t v = *sc->p++;
+
+                *vp = (int64_t)((v >> 1) ^ -(v & 1));
+                return MG_OK;
+        }
+        return mg_avro_scan_varint(sc, vp);
+}
+
 /* Strict UTF-8 (no overlong forms, surrogates or code points past
  * U+10FFFF), as the Avro specification requires of strings. */
 static int mg_avro_utf8_valid(const uint8_t *s, size_t len) {
+        const uint64_t hi = 0x8080808080808080ULL;
+        uint64_t w, any = 0;
         size_t i = 0;
 
+        /* Nearly every string is ASCII: check that eight bytes at a time
+         * (the last word overlapping) before the full check. */
+        if (len >= 8) {
+                for (i = 0; i + 8 < len; i += 8) {
+                        memcpy(&w, s + i, 8);
+                        any |= w;
+                }
+                memcpy(&w, s + len - 8, 8);
+                any |= w;
+        } else {
+                for (i = 0; i < len; i++)
+                        any |= s[i];
+        }
+        if (!(any & hi))
+                return 1;
+
+        i = 0;
         while (i < len) {
                 uint8_t c = s[i];
                 size_t n;
@@ -1833,7 +2129,10 @@ static int mg_avro_utf8_valid(const uint8_t *s, size_t len) {
         return 1;
 }
 
-static mg_err_t mg_avro_scan_bytes(struct mg_avro_scan *sc, int is_string) {
+/* A bytes or string value; *sp and *lenp receive it. */
+static inline mg_err_t mg_avro_scan_span(struct mg_avro_scan *sc,
+                                         int is_string, const uint8_t **sp,
+                                         size_t *lenp) {
         int64_t n;
         mg_err_t err;
 
@@ -1851,11 +2150,125 @@ static mg_err_t mg_avro_scan_bytes(struct mg_avro_scan *sc, int is_string) {
                 return mg_err_set(MG_ERR_DECODE, sc->errstr, sc->errstr_size,
                                   "field %s: string is not valid UTF-8",
                                   sc->field);
+        *sp = sc->p;
+        *lenp = (size_t)n;
         sc->p += n;
         return MG_OK;
 }
 
+static mg_err_t mg_avro_scan_bytes(struct mg_avro_scan *sc, int is_string) {
+        const uint8_t *s;
+        size_t len;
+
+        return mg_avro_scan_span(sc, is_string, &s, &len);
+}
+
+static mg_err_t mg_avro_scan_int(struct mg_avro_scan *sc, int64_t *vp) {
+        mg_err_t err;
+
+        if ((err = mg_avro_scan_long(sc, vp)))
+                return err;
+        if (*vp < INT32_MIN || *vp > INT32_MAX)
+                return mg_err_set(MG_ERR_DECODE, sc->errstr, sc->errstr_size,
+                                  "field %s: %" PRId64 " does not fit an int",
+                                  sc->field, *vp);
+        return MG_OK;
+}
+
+/* The index of a symbol of an enum of cnt symbols. */
+static mg_err_t mg_avro_scan_enum(struct mg_avro_scan *sc, int64_t cnt,
+                                  int64_t *vp) {
+        mg_err_t err;
+
+        if ((err = mg_avro_scan_long(sc, vp)))
+                return err;
+        if (*vp < 0 || *vp >= cnt)
+                return mg_err_set(MG_ERR_BAD_ENUM, sc->errstr,
+                                  sc->errstr_size,
+                                  "field %s: enum index %" PRId64
+                                  " is out of range (%" PRId64 " symbols)",
+                                  sc->field, *vp, cnt);
+        return MG_OK;
+}
+
+/* The branch of a union of cnt branches. */
+static mg_err_t mg_avro_scan_branch(struct mg_avro_scan *sc, int64_t cnt,
+                                    int64_t *vp) {
+        mg_err_t err;
+
+        if ((err = mg_avro_scan_long(sc, vp)))
+                return err;
+        if (*vp < 0 || *vp >= cnt)
+                return mg_err_set(MG_ERR_DECODE, sc->errstr, sc->errstr_size,
+                                  "field %s: union branch %" PRId64
+                                  " is out of range (%" PRId64 " branches)",
+                                  sc->field, *vp, cnt);
+        return MG_OK;
+}
+
 static mg_err_t mg_avro_scan_node(struct mg_avro_scan *sc, int idx);
+
+/* The header of one block of an array or map whose items take at least
+ * item_min bytes each: *cntp items follow (0: the end of the value), in
+ * *bsizep bytes if the writer said (else -1). *totalp counts the items of
+ * the value so far. */
+static mg_err_t mg_avro_scan_block(struct mg_avro_scan *sc, size_t item_min,
+                                   uint64_t *totalp, int64_t *cntp,
+                                   int64_t *bsizep) {
+        int64_t cnt, bsize = -1;
+        mg_err_t err;
+
+        *cntp = 0;
+        *bsizep = -1;
+        if ((err = mg_avro_scan_long(sc, &cnt)))
+                return err;
+        if (cnt == 0)
+                return MG_OK;
+        if (cnt < 0) { /* a negative count is followed by a size */
+                if (cnt == INT64_MIN)
+                        return mg_err_set(MG_ERR_DECODE, sc->errstr,
+                                          sc->errstr_size,
+                                          "field %s: bad block count",
+                                          sc->field);
+                cnt = -cnt;
+                if ((err = mg_avro_scan_long(sc, &bsize)))
+                        return err;
+                if (bsize < 0)
+                        return mg_err_set(MG_ERR_DECODE, sc->errstr,
+                                          sc->errstr_size,
+                                          "field %s: negative block size",
+                                          sc->field);
+                if ((uint64_t)bsize > (size_t)(sc->end - sc->p))
+                        return mg_avro_scan_overrun(sc, "block",
+                                                    (uint64_t)bsize);
+        }
+        if (item_min > 0 &&
+            (uint64_t)cnt > (size_t)(sc->end - sc->p) / item_min)
+                return mg_avro_scan_overrun(
+                        sc, "item count",
+                        (uint64_t)cnt > UINT64_MAX / item_min
+                                ? UINT64_MAX
+                                : (uint64_t)cnt * item_min);
+        *totalp += (uint64_t)cnt;
+        if (*totalp > MG_AVRO_MSG_MAX)
+                return mg_err_set(MG_ERR_DECODE, sc->errstr, sc->errstr_size,
+                                  "field %s: more than %d items", sc->field,
+                                  MG_AVRO_MSG_MAX);
+        *cntp = cnt;
+        *bsizep = bsize;
+        return MG_OK;
+}
+
+/* After the items of a block that began at start: its declared size. */
+static mg_err_t mg_avro_scan_block_end(struct mg_avro_scan *sc,
+                                       const uint8_t *start, int64_t bsize) {
+        if (bsize >= 0 && sc->p - start != bsize)
+                return mg_err_set(MG_ERR_DECODE, sc->errstr, sc->errstr_size,
+                                  "field %s: block size %" PRId64
+                                  " does not match its %td bytes",
+                                  sc->field, bsize, sc->p - start);
+        return MG_OK;
+}
 
 /* Array or map: blocks of items until a zero count. */
 static mg_err_t mg_avro_scan_blocks(struct mg_avro_scan *sc,
@@ -1867,44 +2280,12 @@ static mg_err_t mg_avro_scan_blocks(struct mg_avro_scan *sc,
 
         for (;;) {
                 const uint8_t *start;
-                int64_t cnt, bsize = -1, j;
+                int64_t cnt, bsize, j;
 
-                if ((err = mg_avro_scan_long(sc, &cnt)))
+                if ((err = mg_avro_scan_block(sc, item_min, &total, &cnt,
+                                              &bsize)) ||
+                    cnt == 0)
                         return err;
-                if (cnt == 0)
-                        return MG_OK;
-                if (cnt < 0) { /* a negative count is followed by a size */
-                        if (cnt == INT64_MIN)
-                                return mg_err_set(MG_ERR_DECODE, sc->errstr,
-                                                  sc->errstr_size,
-                                                  "field %s: bad block count",
-                                                  sc->field);
-                        cnt = -cnt;
-                        if ((err = mg_avro_scan_long(sc, &bsize)))
-                                return err;
-                        if (bsize < 0)
-                                return mg_err_set(MG_ERR_DECODE, sc->errstr,
-                                                  sc->errstr_size,
-                                                  "field %s: negative block "
-                                                  "size",
-                                                  sc->field);
-                        if ((uint64_t)bsize > (size_t)(sc->end - sc->p))
-                                return mg_avro_scan_overrun(sc, "block",
-                                                            (uint64_t)bsize);
-                }
-                if (item_min > 0 &&
-                    (uint64_t)cnt > (size_t)(sc->end - sc->p) / item_min)
-                        return mg_avro_scan_overrun(
-                                sc, "item count",
-                                (uint64_t)cnt > UINT64_MAX / item_min
-                                        ? UINT64_MAX
-                                        : (uint64_t)cnt * item_min);
-                total += (uint64_t)cnt;
-                if (total > MG_AVRO_MSG_MAX)
-                        return mg_err_set(MG_ERR_DECODE, sc->errstr,
-                                          sc->errstr_size,
-                                          "field %s: more than %d items",
-                                          sc->field, MG_AVRO_MSG_MAX);
                 start = sc->p;
                 for (j = 0; j < cnt; j++) {
                         if (nd->op == MG_AVRO_OP_MAP &&
@@ -1913,12 +2294,8 @@ static mg_err_t mg_avro_scan_blocks(struct mg_avro_scan *sc,
                         if ((err = mg_avro_scan_node(sc, nd->kids[0])))
                                 return err;
                 }
-                if (bsize >= 0 && sc->p - start != bsize)
-                        return mg_err_set(MG_ERR_DECODE, sc->errstr,
-                                          sc->errstr_size,
-                                          "field %s: block size %" PRId64
-                                          " does not match its %td bytes",
-                                          sc->field, bsize, sc->p - start);
+                if ((err = mg_avro_scan_block_end(sc, start, bsize)))
+                        return err;
         }
 }
 
@@ -1942,15 +2319,7 @@ static mg_err_t mg_avro_scan_node(struct mg_avro_scan *sc, int idx) {
                 sc->p++;
                 return MG_OK;
         case MG_AVRO_OP_INT:
-                if ((err = mg_avro_scan_long(sc, &v)))
-                        return err;
-                if (v < INT32_MIN || v > INT32_MAX)
-                        return mg_err_set(MG_ERR_DECODE, sc->errstr,
-                                          sc->errstr_size,
-                                          "field %s: %" PRId64
-                                          " does not fit an int",
-                                          sc->field, v);
-                return MG_OK;
+                return mg_avro_scan_int(sc, &v);
         case MG_AVRO_OP_LONG:
                 return mg_avro_scan_long(sc, &v);
         case MG_AVRO_OP_FLOAT:
@@ -1967,16 +2336,7 @@ static mg_err_t mg_avro_scan_node(struct mg_avro_scan *sc, int idx) {
         case MG_AVRO_OP_STRING:
                 return mg_avro_scan_bytes(sc, nd->op == MG_AVRO_OP_STRING);
         case MG_AVRO_OP_ENUM:
-                if ((err = mg_avro_scan_long(sc, &v)))
-                        return err;
-                if (v < 0 || v >= nd->n)
-                        return mg_err_set(MG_ERR_BAD_ENUM, sc->errstr,
-                                          sc->errstr_size,
-                                          "field %s: enum index %" PRId64
-                                          " is out of range (%" PRId64
-                                          " symbols)",
-                                          sc->field, v, nd->n);
-                return MG_OK;
+                return mg_avro_scan_enum(sc, nd->n, &v);
         default:
                 break;
         }
@@ -1993,17 +2353,8 @@ static mg_err_t mg_avro_scan_node(struct mg_avro_scan *sc, int idx) {
                 err = mg_avro_scan_blocks(sc, nd);
                 break;
         case MG_AVRO_OP_UNION:
-                if ((err = mg_avro_scan_long(sc, &v)))
+                if ((err = mg_avro_scan_branch(sc, nd->n, &v)))
                         break;
-                if (v < 0 || v >= nd->n) {
-                        err = mg_err_set(MG_ERR_DECODE, sc->errstr,
-                                         sc->errstr_size,
-                                         "field %s: union branch %" PRId64
-                                         " is out of range (%" PRId64
-                                         " branches)",
-                                         sc->field, v, nd->n);
-                        break;
-                }
                 err = mg_avro_scan_node(sc, nd->kids[v]);
                 break;
         case MG_AVRO_OP_RECORD:
@@ -2061,6 +2412,7 @@ mg_err_t mg_avro_decoder_new(const struct mg_avro_registry *reg,
                              struct mg_avro_decoder **decp, char *errstr,
                              size_t errstr_size) {
         struct mg_avro_decoder *dec;
+        size_t i, pos_cnt = 0;
         mg_err_t err = MG_OK;
 
         dec = calloc(1, sizeof(*dec));
@@ -2070,8 +2422,12 @@ mg_err_t mg_avro_decoder_new(const struct mg_avro_registry *reg,
         dec->gen = reg->gen;
         dec->slot_cnt = reg->cnt;
         dec->slots = calloc(reg->cnt ? reg->cnt : 1, sizeof(*dec->slots));
+        for (i = 0; i < reg->cnt; i++)
+                if (reg->schemas[i]->wfield_cnt > pos_cnt)
+                        pos_cnt = reg->schemas[i]->wfield_cnt;
+        dec->pos = calloc(pos_cnt ? pos_cnt : 1, sizeof(*dec->pos));
         dec->reader = avro_reader_memory("", 0);
-        if (!dec->slots || !dec->reader)
+        if (!dec->slots || !dec->pos || !dec->reader)
                 goto nomem;
         *decp = dec;
         return MG_OK;
@@ -2090,6 +2446,7 @@ void mg_avro_decoder_destroy(struct mg_avro_decoder *dec) {
         for (i = 0; dec->slots && i < dec->slot_cnt; i++)
                 mg_avro_dslot_clear(&dec->slots[i]);
         free(dec->slots);
+        free(dec->pos);
         if (dec->reader)
                 avro_reader_free(dec->reader);
         free(dec);
@@ -2220,42 +2577,21 @@ static mg_err_t mg_avro_fill_default(struct mg_event *ev,
         return MG_OK;
 }
 
-mg_err_t mg_avro_decode(struct mg_avro_decoder *dec, const void *buf,
-                        size_t len, struct mg_event *ev, char *errstr,
-                        size_t errstr_size) {
-        const struct mg_avro_framing_ops *ops = NULL;
-        const struct mg_avro_schema *ws = NULL;
-        const struct mg_avro_reader *rd;
+/* The reference decoder: scan, Avro C's resolver, copy by name (see the top
+ * of the file). */
+static mg_err_t mg_avro_decode_reference(struct mg_avro_decoder *dec,
+                                         size_t idx,
+                                         const uint8_t *body, size_t blen,
+                                         struct mg_event *ev, char *errstr,
+                                         size_t errstr_size) {
+        const struct mg_avro_schema *ws = dec->reg->schemas[idx];
+        const struct mg_avro_reader *rd = ws->rd;
         struct mg_avro_dslot *slot;
         struct mg_avro_scan sc;
-        const uint8_t *p = buf, *body;
         avro_value_t fv;
-        size_t blen, i, idx;
+        size_t i;
         mg_err_t err;
 
-        if (len > MG_AVRO_MSG_MAX)
-                return mg_err_set(MG_ERR_TOOBIG, errstr, errstr_size,
-                                  "message is %zu bytes, the limit is %d",
-                                  len, MG_AVRO_MSG_MAX);
-        if (dec->gen != dec->reg->gen)
-                return mg_err_set(MG_ERR_FATAL, errstr, errstr_size,
-                                  "the schema registry changed after this "
-                                  "decoder was created");
-        if ((err = mg_avro_framing_detect(p, len, &ops, errstr, errstr_size)) ||
-            (err = ops->parse(dec->reg, p, &idx, errstr, errstr_size)))
-                return err;
-        assert(idx < dec->slot_cnt);
-        ws = dec->reg->schemas[idx];
-        rd = ws->rd;
-        if (rd->ev_type < 0)
-                return mg_err_set(MG_ERR_INVALID, errstr, errstr_size,
-                                  "writer schema %s (record %s) is not an "
-                                  "event record; it cannot be decoded into "
-                                  "an event",
-                                  ws->label, rd->fullname);
-
-        body = p + ops->hdr_len;
-        blen = len - ops->hdr_len;
         sc.nodes = ws->nodes;
         sc.p = body;
         sc.end = body + blen;
@@ -2318,6 +2654,309 @@ mg_err_t mg_avro_decode(struct mg_avro_decoder *dec, const void *buf,
                         return err;
         }
         return MG_OK;
+}
+
+/*
+ * The fast decoder: interprets a writer's plan over the bytes (see the top
+ * of the file and "Decode plans").
+ */
+
+/* State of one fast decode. */
+struct mg_avro_fast {
+        struct mg_avro_scan sc;   /* cursor, depth and error buffer, as the
+                                   * scanner's (its helpers read them) */
+        struct mg_event *ev;      /* the event being filled */
+        int store;                /* store values into ev; 0 once one failed
+                                   * (only the bytes are checked then) */
+        mg_err_t ev_err;          /* first value ev could not hold; errstr
+                                   * has its message */
+        const struct mg_avro_dop *bad; /* first union whose writer branch
+                                        * the reader cannot hold, or NULL */
+        int64_t bad_branch;       /* that branch */
+};
+
+static mg_err_t mg_avro_fast_nested(struct mg_avro_fast *fx,
+                                    const struct mg_avro_dop *op);
+
+/* A value ev cannot hold: remember the first, store nothing more (so
+ * errstr keeps its message), keep checking the bytes. */
+static void mg_avro_fast_failed(struct mg_avro_fast *fx, mg_err_t err) {
+        if (!fx->ev_err)
+                fx->ev_err = err;
+        fx->store = 0;
+}
+
+/* Run one op over the value at sc.p. Returns the errors of the bytes (as
+ * the scanner would, at the same place and with the same message); a value
+ * the event cannot hold, and a union branch the reader cannot hold, are
+ * noted in fx instead, and the walk goes on. The leaves (one value each,
+ * nearly every field) are handled inline; skips, arrays and unions in
+ * mg_avro_fast_nested(). */
+static inline mg_err_t mg_avro_fast_op(struct mg_avro_fast *fx,
+                                       const struct mg_avro_dop *op) {
+        struct mg_avro_scan *sc = &fx->sc;
+        void *dst = (char *)fx->ev + op->off;
+        const uint8_t *s = NULL; /* set by mg_avro_scan_span() (gcc cannot */
+        size_t len = 0;          /* tell once it is inlined) */
+        int64_t v;
+        mg_err_t err;
+
+        switch (op->kind) {
+        case MG_AVRO_DOP_NULL:
+                if (fx->store)
+                        *(const char **)dst = NULL;
+                return MG_OK;
+        case MG_AVRO_DOP_STR:
+        case MG_AVRO_DOP_SCOPE:
+                if ((err = mg_avro_scan_span(sc, 1, &s, &len)))
+                        return err;
+                if (!fx->store)
+                        return MG_OK;
+                if (op->kind == MG_AVRO_DOP_STR)
+                        err = mg_event_set_str(fx->ev, (const char **)dst,
+                                               op->name, (const char *)s, len,
+                                               sc->errstr, sc->errstr_size);
+                else
+                        err = mg_event_add_scope(fx->ev, (const char *)s, len,
+                                                 sc->errstr, sc->errstr_size);
+                if (err)
+                        mg_avro_fast_failed(fx, err);
+                return MG_OK;
+        case MG_AVRO_DOP_INT:
+        case MG_AVRO_DOP_INT_LONG:
+                if ((err = mg_avro_scan_int(sc, &v)))
+                        return err;
+                if (fx->store && op->kind == MG_AVRO_DOP_INT)
+                        *(int32_t *)dst = (int32_t)v;
+                else if (fx->store)
+                        *(int64_t *)dst = v;
+                return MG_OK;
+        case MG_AVRO_DOP_LONG:
+                if ((err = mg_avro_scan_long(sc, &v)))
+                        return err;
+                if (fx->store)
+                        *(int64_t *)dst = v;
+                return MG_OK;
+        case MG_AVRO_DOP_ENUM:
+                if ((err = mg_avro_scan_enum(sc, sc->nodes[op->wnode].n, &v)))
+                        return err;
+                if (!fx->store)
+                        return MG_OK;
+                if (op->wm->sym_map[v] < 0)
+                        mg_avro_fast_failed(
+                                fx, mg_err_set(MG_ERR_BAD_ENUM, sc->errstr,
+                                               sc->errstr_size,
+                                               "field %s: symbol %s is not "
+                                               "known",
+                                               op->name,
+                                               avro_schema_enum_get(
+                                                       op->wm->wenum,
+                                                       (int)v)));
+                else
+                        *(int *)dst = op->wm->sym_map[v];
+                return MG_OK;
+        default:
+                return mg_avro_fast_nested(fx, op);
+        }
+}
+
+/* The scopes: mg_avro_scan_blocks() with the item op for each item. */
+static mg_err_t mg_avro_fast_blocks(struct mg_avro_fast *fx,
+                                    const struct mg_avro_dop *op) {
+        struct mg_avro_scan *sc = &fx->sc;
+        const struct mg_avro_node *nd = &sc->nodes[op->wnode];
+        size_t item_min = sc->nodes[nd->kids[0]].min;
+        uint64_t total = 0;
+        mg_err_t err;
+
+        for (;;) {
+                const uint8_t *start;
+                int64_t cnt, bsize, j;
+
+                if ((err = mg_avro_scan_block(sc, item_min, &total, &cnt,
+                                              &bsize)) ||
+                    cnt == 0)
+                        return err;
+                start = sc->p;
+                for (j = 0; j < cnt; j++)
+                        if ((err = mg_avro_fast_op(fx, &op->kids[0])))
+                                return err;
+                if ((err = mg_avro_scan_block_end(sc, start, bsize)))
+                        return err;
+        }
+}
+
+/* mg_avro_fast_op() for SKIP, SCOPES and UNION. */
+static mg_err_t mg_avro_fast_nested(struct mg_avro_fast *fx,
+                                    const struct mg_avro_dop *op) {
+        struct mg_avro_scan *sc = &fx->sc;
+        const struct mg_avro_dop *kid;
+        int64_t v;
+        mg_err_t err;
+
+        if (op->kind == MG_AVRO_DOP_SKIP)
+                return mg_avro_scan_node(sc, op->wnode);
+        assert(op->kind == MG_AVRO_DOP_SCOPES ||
+               op->kind == MG_AVRO_DOP_UNION);
+
+        /* Arrays and unions nest, as in mg_avro_scan_node(). */
+        if (++sc->depth > MG_AVRO_DEPTH_MAX) {
+                err = mg_err_set(MG_ERR_DECODE, sc->errstr, sc->errstr_size,
+                                 "field %s: nested more than %d levels deep",
+                                 sc->field, MG_AVRO_DEPTH_MAX);
+                goto out;
+        }
+        if (op->kind == MG_AVRO_DOP_SCOPES) {
+                err = mg_avro_fast_blocks(fx, op);
+                goto out;
+        }
+        if ((err = mg_avro_scan_branch(sc, sc->nodes[op->wnode].n, &v)))
+                goto out;
+        kid = &op->kids[v];
+        if (kid->kind != MG_AVRO_DOP_BAD) {
+                err = mg_avro_fast_op(fx, kid);
+                goto out;
+        }
+        /* Avro C fails here, after its scan: the bytes decide first. */
+        if (!fx->bad) {
+                fx->bad = op;
+                fx->bad_branch = v;
+        }
+        fx->store = 0;
+        err = mg_avro_scan_node(sc, kid->wnode);
+out:
+        sc->depth--;
+        return err;
+}
+
+/* A value could not be stored. The reference decoder fills the event in
+ * reader order and reports the first failure in that order, and as every
+ * string shares the arena, which field fails can depend on the order. So
+ * replay the fields in reader order from where the first pass found them:
+ * the same bytes, the reference's order and its error. Costs a second pass
+ * for messages that go to the dead-letter queue only. */
+static mg_err_t mg_avro_fast_replay(struct mg_avro_decoder *dec,
+                                    const struct mg_avro_schema *ws,
+                                    struct mg_avro_fast *fx) {
+        const struct mg_avro_reader *rd = ws->rd;
+        mg_err_t err = MG_OK;
+        size_t i;
+
+        mg_event_reset(fx->ev, (enum mg_event_type)rd->ev_type);
+        fx->store = 1;
+        fx->ev_err = MG_OK;
+        for (i = 0; i < rd->field_cnt && !err; i++) {
+                int w = ws->wmap[i].widx;
+
+                if (w < 0) {
+                        err = mg_avro_fill_default(fx->ev, &rd->fields[i],
+                                                   fx->sc.errstr,
+                                                   fx->sc.errstr_size);
+                        continue;
+                }
+                fx->sc.p = dec->pos[w];
+                fx->sc.field = ws->nodes[0].names[w];
+                err = mg_avro_fast_op(fx, &ws->plan[w]);
+                assert(!err); /* these bytes passed the first pass */
+                if (!err)
+                        err = fx->ev_err;
+        }
+        return err;
+}
+
+static mg_err_t mg_avro_decode_fast(struct mg_avro_decoder *dec,
+                                    const struct mg_avro_schema *ws,
+                                    const uint8_t *body, size_t blen,
+                                    struct mg_event *ev, char *errstr,
+                                    size_t errstr_size) {
+        const struct mg_avro_reader *rd = ws->rd;
+        const struct mg_avro_node *root = &ws->nodes[0];
+        struct mg_avro_fast fx;
+        mg_err_t err;
+        size_t i;
+
+        fx.sc.nodes = ws->nodes;
+        fx.sc.p = body;
+        fx.sc.end = body + blen;
+        fx.sc.field = rd->fullname;
+        fx.sc.depth = 1; /* inside the root record, as the scanner at its
+                          * fields */
+        fx.sc.errstr = errstr;
+        fx.sc.errstr_size = errstr_size;
+        fx.ev = ev;
+        fx.store = 1;
+        fx.ev_err = MG_OK;
+        fx.bad = NULL;
+        fx.bad_branch = 0;
+
+        mg_event_reset(ev, (enum mg_event_type)rd->ev_type);
+        for (i = 0; i < ws->wfield_cnt; i++) {
+                dec->pos[i] = fx.sc.p;
+                fx.sc.field = root->names[i];
+                if ((err = mg_avro_fast_op(&fx, &ws->plan[i])))
+                        return err;
+        }
+        if (fx.sc.p != fx.sc.end)
+                return mg_err_set(MG_ERR_DECODE, errstr, errstr_size,
+                                  "%td bytes after the end of the %s record",
+                                  fx.sc.end - fx.sc.p, rd->fullname);
+        if (fx.bad) /* Avro C's message, behind the reference's prefix */
+                return mg_err_set(MG_ERR_DECODE, errstr, errstr_size,
+                                  "record %s (schema %s): Writer union "
+                                  "branch %" PRId64 " is incompatible with "
+                                  "reader schema \"%s\"",
+                                  rd->fullname, ws->label, fx.bad_branch,
+                                  fx.bad->rtype);
+        if (!fx.ev_err) {
+                for (i = 0; i < ws->dflt_cnt; i++)
+                        if (mg_avro_fill_default(ev, &rd->fields[ws->dflt[i]],
+                                                 errstr, errstr_size))
+                                break;
+                if (i == ws->dflt_cnt)
+                        return MG_OK;
+        }
+        return mg_avro_fast_replay(dec, ws, &fx);
+}
+
+mg_err_t mg_avro_decode(struct mg_avro_decoder *dec, const void *buf,
+                        size_t len, struct mg_event *ev, char *errstr,
+                        size_t errstr_size) {
+        const struct mg_avro_framing_ops *ops = NULL;
+        const struct mg_avro_schema *ws;
+        const uint8_t *p = buf;
+        size_t idx;
+        mg_err_t err;
+
+        if (len > MG_AVRO_MSG_MAX)
+                return mg_err_set(MG_ERR_TOOBIG, errstr, errstr_size,
+                                  "message is %zu bytes, the limit is %d",
+                                  len, MG_AVRO_MSG_MAX);
+        if (dec->gen != dec->reg->gen)
+                return mg_err_set(MG_ERR_FATAL, errstr, errstr_size,
+                                  "the schema registry changed after this "
+                                  "decoder was created");
+        if ((err = mg_avro_framing_detect(p, len, &ops, errstr, errstr_size)) ||
+            (err = ops->parse(dec->reg, p, &idx, errstr, errstr_size)))
+                return err;
+        assert(idx < dec->slot_cnt);
+        ws = dec->reg->schemas[idx];
+        if (ws->rd->ev_type < 0)
+                return mg_err_set(MG_ERR_INVALID, errstr, errstr_size,
+                                  "writer schema %s (record %s) is not an "
+                                  "event record; it cannot be decoded into "
+                                  "an event",
+                                  ws->label, ws->rd->fullname);
+        if (dec->use_reference || !ws->plan)
+                return mg_avro_decode_reference(dec, idx, p + ops->hdr_len,
+                                                len - ops->hdr_len, ev,
+                                                errstr, errstr_size);
+        return mg_avro_decode_fast(dec, ws, p + ops->hdr_len,
+                                   len - ops->hdr_len, ev, errstr,
+                                   errstr_size);
+}
+
+void mg_avro_decoder_use_reference(struct mg_avro_decoder *dec, int on) {
+        dec->use_reference = on != 0;
 }
 
 /*

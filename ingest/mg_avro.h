@@ -14,13 +14,16 @@
  * plus any the configuration adds. The reader schema of a record is the
  * current built-in schema with the same full name.
  *
- * Schema resolution: Avro C's resolver (avro_resolved_writer) does the
- * field matching, reordering, skipping, promotions and union/enum
- * resolution, but refuses reader fields that the writer lacks even when they
- * have a default. So the decoder resolves the writer against the reader
- * schema *projected onto the writer's fields*, and fills the remaining reader
- * fields from their declared defaults. The resolver, projected schema and
- * value instances are cached per writer schema in the decoder.
+ * Schema resolution follows the Avro specification as Avro C's resolver
+ * (avro_resolved_writer) implements it: fields matched by name, reordered
+ * or skipped, int promoted to long, unions resolved by the writer's branch,
+ * enums mapped by symbol name (an unknown symbol takes the reader enum's
+ * default), and reader fields the writer lacks filled from their declared
+ * defaults. Registration checks every writer with Avro C's resolver. The
+ * decoder then reads each message in one pass, straight into the event,
+ * through a plan prepared per writer schema at registration; the original
+ * path through Avro C's resolver (the reference decoder) is kept for tests
+ * and debugging, and gives the same events and errors.
  *
  * Threading: a registry is immutable once built and may be shared by
  * threads; a decoder or encoder belongs to one thread.
@@ -81,14 +84,30 @@ mg_err_t mg_avro_decoder_new(const struct mg_avro_registry *reg,
                              size_t errstr_size);
 void mg_avro_decoder_destroy(struct mg_avro_decoder *dec);
 
-/* Decode one framed message into ev (reset first). Does not validate beyond
- * what decoding needs (call mg_event_validate()). Errors: MG_ERR_TOOBIG,
- * MG_ERR_BAD_MAGIC, MG_ERR_UNKNOWN_SCHEMA, MG_ERR_TRUNCATED, MG_ERR_DECODE
- * (including trailing bytes after the record), MG_ERR_BAD_ENUM, each with a
- * sentence in errstr. Never reads past buf + len. */
+/* Decode one framed message into ev (reset first; its contents are
+ * unspecified after an error). Does not validate beyond what decoding needs
+ * (call mg_event_validate()). Errors, each with a sentence in errstr:
+ * MG_ERR_TOOBIG (the message, a string over its cap, more than
+ * MG_EVENT_SCOPES_MAX scopes, a full arena), MG_ERR_BAD_MAGIC,
+ * MG_ERR_UNKNOWN_SCHEMA, MG_ERR_TRUNCATED, MG_ERR_DECODE (including
+ * trailing bytes after the record, and a union branch the reader cannot
+ * hold), MG_ERR_BAD_ENUM (an index out of range, a symbol we do not know),
+ * MG_ERR_INVALID (a string with a NUL byte; a writer schema that is not an
+ * event record), MG_ERR_NOMEM (the reference decoder's first use of a
+ * writer schema), MG_ERR_FATAL (the registry changed after the decoder was
+ * created). Never reads past buf + len. The decoder's thread only. */
 mg_err_t mg_avro_decode(struct mg_avro_decoder *dec, const void *buf,
                         size_t len, struct mg_event *ev, char *errstr,
                         size_t errstr_size);
+
+/* on != 0: make mg_avro_decode() use the reference decoder, the original
+ * three passes (validate the bytes, read them with Avro C's resolver into
+ * generic values, copy those into the event by field name), which is
+ * several times slower; on == 0 (the default): the one-pass decoder. Both
+ * give the same event and the same error code and message for every input;
+ * this switch exists so tests and the fuzzer can check that, and to rule the
+ * fast decoder in or out when debugging. The decoder's thread only. */
+void mg_avro_decoder_use_reference(struct mg_avro_decoder *dec, int on);
 
 /* Encoder: one per thread. The registry must outlive it. */
 mg_err_t mg_avro_encoder_new(const struct mg_avro_registry *reg,

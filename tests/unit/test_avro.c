@@ -11,6 +11,14 @@
  * below). Corrupt messages are written byte by byte with the small encoder
  * at the top, independently of Avro C, so the tests do not trust the code
  * they test to produce their inputs.
+ *
+ * The decoder has two paths: the one-pass fast decoder (the default) and the
+ * reference decoder (mg_avro_decoder_use_reference()). Every test above the
+ * differential ones runs the fast path; the differential tests decode
+ * thousands of random events, written by every registered writer and by
+ * hand-made evolved writers (reordered fields, unions, promotions, unknown
+ * symbols, fields to skip), and random corruptions of them, with both paths
+ * and require the same events and the same error codes and messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,10 +102,12 @@ static void tb_cf(struct tb *t, uint32_t id) {
 struct t_state {
         struct mg_avro_registry *reg; /* built-in schemas */
         struct mg_avro_decoder *dec;  /* over reg */
+        struct mg_avro_decoder *ref;  /* over reg, reference decoder */
         struct mg_avro_encoder *so;   /* single-object encoder */
         struct mg_avro_encoder *cf;   /* Confluent encoder */
         struct mg_event ev;           /* scratch events */
         struct mg_event out;
+        struct mg_event out2;         /* what the reference decoded */
         struct tb msg;                /* scratch message */
         char errstr[512];
 };
@@ -112,6 +122,10 @@ static int t_setup(void **state) {
         assert_int_equal(mg_avro_decoder_new(st->reg, &st->dec, st->errstr,
                                              sizeof(st->errstr)),
                          MG_OK);
+        assert_int_equal(mg_avro_decoder_new(st->reg, &st->ref, st->errstr,
+                                             sizeof(st->errstr)),
+                         MG_OK);
+        mg_avro_decoder_use_reference(st->ref, 1);
         assert_int_equal(mg_avro_encoder_new(st->reg, MG_AVRO_SINGLE_OBJECT,
                                              &st->so, st->errstr,
                                              sizeof(st->errstr)),
@@ -129,6 +143,7 @@ static int t_teardown(void **state) {
 
         mg_avro_encoder_destroy(st->cf);
         mg_avro_encoder_destroy(st->so);
+        mg_avro_decoder_destroy(st->ref);
         mg_avro_decoder_destroy(st->dec);
         mg_avro_registry_destroy(st->reg);
         free(st);
@@ -1387,6 +1402,1047 @@ static void test_encode_too_small(void **state) {
         assert_errstr_has(st, "client_id");
 }
 
+/*
+ * Differential tests: the fast decoder against the reference decoder.
+ */
+
+/* xorshift64*, from a fixed seed: a failure reproduces. */
+static uint64_t t_rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t t_rand(void) {
+        t_rng ^= t_rng >> 12;
+        t_rng ^= t_rng << 25;
+        t_rng ^= t_rng >> 27;
+        return t_rng * 0x2545f4914f6cdd1dULL;
+}
+
+/* 0 .. n - 1 */
+static uint32_t t_below(uint32_t n) {
+        return (uint32_t)(t_rand() % n);
+}
+
+/* A number of any size, either sign: varints of every length. */
+static int64_t t_num(void) {
+        int64_t v = (int64_t)(t_rand() >> t_below(64));
+
+        return t_below(2) ? v : -v;
+}
+
+/* Random valid UTF-8 of at most max bytes into buf (max + 1 bytes): mostly
+ * ASCII, some 2-, 3- and 4-byte characters. Returns its length. */
+static size_t t_utf8(char *buf, size_t max) {
+        uint8_t *p = (uint8_t *)buf;
+        size_t n = 0, want = t_below((uint32_t)max + 1);
+        uint32_t cp, k;
+
+        for (;;) {
+                k = t_below(16);
+                if (k < 10) {
+                        cp = 0x20 + t_below(0x5f);
+                } else if (k < 12) {
+                        cp = 0x80 + t_below(0x780);
+                } else if (k < 14) {
+                        do
+                                cp = 0x800 + t_below(0xf800);
+                        while (cp >= 0xd800 && cp <= 0xdfff);
+                } else {
+                        cp = 0x10000 + t_below(0x100000);
+                }
+                if (cp < 0x80) {
+                        if (n + 1 > want)
+                                break;
+                        p[n++] = (uint8_t)cp;
+                } else if (cp < 0x800) {
+                        if (n + 2 > want)
+                                break;
+                        p[n++] = (uint8_t)(0xc0 | cp >> 6);
+                        p[n++] = (uint8_t)(0x80 | (cp & 0x3f));
+                } else if (cp < 0x10000) {
+                        if (n + 3 > want)
+                                break;
+                        p[n++] = (uint8_t)(0xe0 | cp >> 12);
+                        p[n++] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+                        p[n++] = (uint8_t)(0x80 | (cp & 0x3f));
+                } else {
+                        if (n + 4 > want)
+                                break;
+                        p[n++] = (uint8_t)(0xf0 | cp >> 18);
+                        p[n++] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
+                        p[n++] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+                        p[n++] = (uint8_t)(0x80 | (cp & 0x3f));
+                }
+        }
+        buf[n] = '\0';
+        return n;
+}
+
+/* Set *field to a random string (mostly short, some long), or when
+ * optional, half the time to NULL. */
+static void t_rand_str(struct mg_event *ev, const char **field,
+                       const char *name, int optional) {
+        char buf[320];
+        uint32_t k = t_below(20);
+
+        if (optional && t_below(2)) {
+                *field = NULL;
+                return;
+        }
+        t_utf8(buf, k < 14 ? 16 : k < 19 ? 64 : 300);
+        set(ev, field, name, buf);
+}
+
+/* A random event of the given type: every field random, optional strings
+ * null or not, 0..64 scopes, enums over their whole range. */
+static void t_rand_event(struct mg_event *ev, enum mg_event_type type) {
+        char buf[64], errstr[256];
+        int i, n;
+
+        mg_event_reset(ev, type);
+        t_rand_str(ev, &ev->event_id, "event_id", 0);
+        ev->ts_ms = t_below(2) ? T_TS + t_below(100000) : t_num();
+        t_rand_str(ev, &ev->identity, "identity", 0);
+        switch (type) {
+        case MG_EVENT_AUTH: {
+                struct mg_event_auth *a = &ev->u.auth;
+
+                a->identity_kind =
+                        (enum mg_identity_kind)t_below(MG_IDENTITY_KIND__CNT);
+                t_rand_str(ev, &a->client_id, "client_id", 0);
+                t_rand_str(ev, &a->source_ip, "source_ip", 0);
+                t_rand_str(ev, &a->user_agent, "user_agent", 1);
+                a->auth_method =
+                        (enum mg_auth_method)t_below(MG_AUTH_METHOD__CNT);
+                a->grant_type = (enum mg_grant_type)t_below(MG_GRANT__CNT);
+                t_rand_str(ev, &a->audience, "audience", 1);
+                n = t_below(4) ? (int)t_below(4)
+                               : (int)t_below(MG_EVENT_SCOPES_MAX + 1);
+                for (i = 0; i < n; i++)
+                        assert_int_equal(
+                                mg_event_add_scope(ev, buf,
+                                                   t_utf8(buf, 40), errstr,
+                                                   sizeof(errstr)),
+                                MG_OK);
+                a->outcome = (enum mg_auth_outcome)t_below(MG_OUTCOME__CNT);
+                t_rand_str(ev, &a->failure_reason, "failure_reason", 1);
+                t_rand_str(ev, &a->token_id, "token_id", 1);
+                t_rand_str(ev, &a->parent_token_id, "parent_token_id", 1);
+                break;
+        }
+        case MG_EVENT_USAGE:
+                t_rand_str(ev, &ev->u.usage.token_id, "token_id", 1);
+                t_rand_str(ev, &ev->u.usage.resource, "resource", 0);
+                t_rand_str(ev, &ev->u.usage.action, "action", 0);
+                t_rand_str(ev, &ev->u.usage.scope, "scope", 1);
+                t_rand_str(ev, &ev->u.usage.source_ip, "source_ip", 1);
+                ev->u.usage.status = (int32_t)t_num();
+                ev->u.usage.bytes = t_num();
+                break;
+        case MG_EVENT_SIGNAL:
+                ev->u.signal.kind =
+                        (enum mg_signal_kind)t_below(MG_SIGNAL__CNT);
+                ev->u.signal.severity = (int32_t)t_num();
+                t_rand_str(ev, &ev->u.signal.source, "source", 0);
+                t_rand_str(ev, &ev->u.signal.detail, "detail", 1);
+                break;
+        default:
+                fail();
+        }
+}
+
+/* 1 if the strings differ (NULL only equals NULL). */
+static int t_str_differ(const char *a, const char *b) {
+        return a != b && (!a || !b || strcmp(a, b));
+}
+
+/* The first difference between two events, described into why (size
+ * bytes); 0 when they are the same event, field by field. */
+static int t_event_diff(const struct mg_event *a, const struct mg_event *b,
+                        char *why, size_t size) {
+        const struct mg_event_auth *x = &a->u.auth, *y = &b->u.auth;
+        int i;
+
+#define T_DIFF_STR(f)                                                          \
+        do {                                                                   \
+                if (t_str_differ(a->f, b->f)) {                                \
+                        snprintf(why, size, "%s: \"%s\" / \"%s\"", #f,         \
+                                 a->f ? a->f : "(null)",                       \
+                                 b->f ? b->f : "(null)");                      \
+                        return 1;                                              \
+                }                                                              \
+        } while (0)
+#define T_DIFF_NUM(f)                                                          \
+        do {                                                                   \
+                if (a->f != b->f) {                                            \
+                        snprintf(why, size, "%s: %lld / %lld", #f,             \
+                                 (long long)a->f, (long long)b->f);            \
+                        return 1;                                              \
+                }                                                              \
+        } while (0)
+        T_DIFF_NUM(type);
+        T_DIFF_STR(event_id);
+        T_DIFF_NUM(ts_ms);
+        T_DIFF_STR(identity);
+        T_DIFF_STR(origin.topic);
+        T_DIFF_NUM(origin.partition);
+        T_DIFF_NUM(origin.offset);
+        T_DIFF_NUM(arena_used);
+        switch (a->type) {
+        case MG_EVENT_AUTH:
+                T_DIFF_NUM(u.auth.identity_kind);
+                T_DIFF_STR(u.auth.client_id);
+                T_DIFF_STR(u.auth.source_ip);
+                T_DIFF_STR(u.auth.user_agent);
+                T_DIFF_NUM(u.auth.auth_method);
+                T_DIFF_NUM(u.auth.grant_type);
+                T_DIFF_STR(u.auth.audience);
+                T_DIFF_NUM(u.auth.scope_cnt);
+                for (i = 0; i < x->scope_cnt && i < MG_EVENT_SCOPES_MAX; i++)
+                        if (t_str_differ(x->scopes[i], y->scopes[i])) {
+                                snprintf(why, size, "scopes[%d]", i);
+                                return 1;
+                        }
+                T_DIFF_NUM(u.auth.outcome);
+                T_DIFF_STR(u.auth.failure_reason);
+                T_DIFF_STR(u.auth.token_id);
+                T_DIFF_STR(u.auth.parent_token_id);
+                break;
+        case MG_EVENT_USAGE:
+                T_DIFF_STR(u.usage.token_id);
+                T_DIFF_STR(u.usage.resource);
+                T_DIFF_STR(u.usage.action);
+                T_DIFF_STR(u.usage.scope);
+                T_DIFF_STR(u.usage.source_ip);
+                T_DIFF_NUM(u.usage.status);
+                T_DIFF_NUM(u.usage.bytes);
+                break;
+        case MG_EVENT_SIGNAL:
+                T_DIFF_NUM(u.signal.kind);
+                T_DIFF_NUM(u.signal.severity);
+                T_DIFF_STR(u.signal.source);
+                T_DIFF_STR(u.signal.detail);
+                break;
+        default:
+                snprintf(why, size, "type %d", (int)a->type);
+                return 1;
+        }
+#undef T_DIFF_STR
+#undef T_DIFF_NUM
+        return 0;
+}
+
+/* A fast decoder and a reference decoder over one registry, and what the
+ * differential tests saw. */
+struct t_pair {
+        struct mg_avro_decoder *fast;   /* default decoder */
+        struct mg_avro_decoder *ref;    /* reference decoder */
+        struct mg_event *a;             /* fast decoder's event */
+        struct mg_event *b;             /* reference decoder's event */
+        char errstr[512];               /* the (common) message */
+        int codes[MG_ERR__CNT];         /* results seen, by code */
+        int union_bad;                  /* "Writer union branch" errors */
+        int sym_unknown;                /* unknown enum symbol errors */
+};
+
+static void t_hexdump(const uint8_t *p, size_t len) {
+        size_t i;
+
+        for (i = 0; i < len && i < 256; i++)
+                fprintf(stderr, "%02x%s", p[i], i % 32 == 31 ? "\n" : " ");
+        fprintf(stderr, "%s(%zu bytes)\n", len > 256 ? "... " : "\n", len);
+}
+
+/* Decode buf with both decoders: the codes, messages and (on success)
+ * events must be the same. Returns the code. */
+static mg_err_t t_dual(struct t_pair *tp, const void *buf, size_t len) {
+        char e2[sizeof(tp->errstr)], why[512];
+        mg_err_t a, b;
+
+        tp->errstr[0] = e2[0] = '\0';
+        a = mg_avro_decode(tp->fast, buf, len, tp->a, tp->errstr,
+                           sizeof(tp->errstr));
+        b = mg_avro_decode(tp->ref, buf, len, tp->b, e2, sizeof(e2));
+        if (a != b || strcmp(tp->errstr, e2)) {
+                t_hexdump(buf, len);
+                fail_msg("fast: %s \"%s\"; reference: %s \"%s\"",
+                         mg_err_name(a), tp->errstr, mg_err_name(b), e2);
+        }
+        if (a == MG_OK && t_event_diff(tp->a, tp->b, why, sizeof(why))) {
+                t_hexdump(buf, len);
+                fail_msg("fast and reference events differ: %s", why);
+        }
+        if (a != MG_OK && !tp->errstr[0])
+                fail_msg("%s without a message", mg_err_name(a));
+        tp->codes[a]++;
+        if (strstr(tp->errstr, "Writer union branch"))
+                tp->union_bad++;
+        if (strstr(tp->errstr, "is not known"))
+                tp->sym_unknown++;
+        return a;
+}
+
+/* rounds random corruptions of msg (truncated, bits flipped, bytes
+ * replaced, a byte inserted or deleted; mostly in the body), each decoded
+ * by both decoders. */
+static void t_corrupt(struct t_pair *tp, const uint8_t *msg, size_t len,
+                      int rounds) {
+        static uint8_t buf[MG_AVRO_MSG_MAX + 16];
+        size_t hdr = msg[0] == 0xc3 ? 10 : 5, n, at, k;
+        int r;
+
+        assert_true(len > hdr && len < MG_AVRO_MSG_MAX);
+        for (r = 0; r < rounds; r++) {
+                memcpy(buf, msg, len);
+                n = len;
+                k = 1 + t_below(3);
+                switch (t_below(5)) {
+                case 0: /* truncated */
+                        n = t_below((uint32_t)len);
+                        break;
+                case 1: /* bits flipped */
+                        while (k--) {
+                                at = t_below(8) ? hdr + t_below((uint32_t)(
+                                                                len - hdr))
+                                                : t_below((uint32_t)len);
+                                buf[at] ^= (uint8_t)(1u << t_below(8));
+                        }
+                        break;
+                case 2: /* bytes replaced */
+                        while (k--)
+                                buf[hdr + t_below((uint32_t)(len - hdr))] =
+                                        (uint8_t)t_rand();
+                        break;
+                case 3: /* a byte inserted */
+                        at = hdr + t_below((uint32_t)(len - hdr + 1));
+                        memmove(buf + at + 1, buf + at, len - at);
+                        buf[at] = (uint8_t)t_rand();
+                        n = len + 1;
+                        break;
+                default: /* a byte deleted */
+                        at = hdr + t_below((uint32_t)(len - hdr));
+                        memmove(buf + at, buf + at + 1, len - at - 1);
+                        n = len - 1;
+                        break;
+                }
+                t_dual(tp, buf, n);
+        }
+}
+
+static void t_print_codes(const char *what, const struct t_pair *tp) {
+        int i;
+
+        printf("%s:", what);
+        for (i = 0; i < MG_ERR__CNT; i++)
+                if (tp->codes[i])
+                        printf(" %s %d", i ? mg_err_name((mg_err_t)i) : "ok",
+                               tp->codes[i]);
+        printf("; union branch errors %d, unknown symbols %d\n",
+               tp->union_bad, tp->sym_unknown);
+}
+
+/* Thousands of random events of every type, written by every built-in
+ * writer in both framings, and corruptions of them: both decoders agree,
+ * and the fast decoder gives back the event that was written. */
+static void test_differential_builtin(void **state) {
+        static const struct {
+                const char *label;        /* writer schema */
+                enum mg_event_type type;  /* events it carries */
+        } w[] = {{"auth", MG_EVENT_AUTH},
+                 {"auth.v1", MG_EVENT_AUTH},
+                 {"usage", MG_EVENT_USAGE},
+                 {"signal", MG_EVENT_SIGNAL}};
+        static uint8_t buf[MG_AVRO_MSG_MAX];
+        struct t_state *st = *state;
+        struct t_pair tp;
+        enum mg_avro_framing f;
+        size_t len = 0, i;
+        int k;
+
+        memset(&tp, 0, sizeof(tp));
+        tp.fast = st->dec;
+        tp.ref = st->ref;
+        tp.a = &st->out;
+        tp.b = &st->out2;
+        for (k = 0; k < 1000; k++) {
+                for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+                        for (f = MG_AVRO_SINGLE_OBJECT; f <= MG_AVRO_CONFLUENT;
+                             f++) {
+                                t_rand_event(&st->ev, w[i].type);
+                                assert_int_equal(
+                                        mg_avro_encode(
+                                                f == MG_AVRO_SINGLE_OBJECT
+                                                        ? st->so
+                                                        : st->cf,
+                                                &st->ev, w[i].label, buf,
+                                                sizeof(buf), &len, st->errstr,
+                                                sizeof(st->errstr)),
+                                        MG_OK);
+                                assert_int_equal(t_dual(&tp, buf, len), MG_OK);
+                                if (!strcmp(w[i].label, "auth.v1")) {
+                                        st->ev.u.auth.identity_kind =
+                                                MG_IDENTITY_KIND_UNKNOWN;
+                                        st->ev.u.auth.user_agent = NULL;
+                                        st->ev.u.auth.parent_token_id = NULL;
+                                }
+                                assert_event_eq(&st->ev, &st->out);
+                                t_corrupt(&tp, buf, len, 5);
+                        }
+                }
+        }
+        t_print_codes("built-in writers", &tp);
+        assert_true(tp.codes[MG_ERR_TRUNCATED] > 0);
+        assert_true(tp.codes[MG_ERR_DECODE] > 0);
+        assert_true(tp.codes[MG_ERR_BAD_ENUM] > 0);
+        assert_true(tp.codes[MG_ERR_UNKNOWN_SCHEMA] > 0);
+        assert_true(tp.codes[MG_ERR_INVALID] > 0); /* a NUL byte */
+}
+
+/*
+ * Evolved writers, registered under Confluent ids 21-23: fields reordered,
+ * added (of every Avro type, nested, recursive) and dropped (defaults);
+ * unions where the reader has none and the other way round, in either
+ * order, with branches the reader cannot hold (null or int into a string,
+ * null into an int, boolean into ["null","string"]); int promoted to long;
+ * null into ["null","string"]; enums with symbols reordered, one the reader
+ * enum's default stands in for ("robot") and one without a default
+ * ("magic"). They are written with Avro C's generic values from random
+ * events, and now and then take a random union branch or enum symbol.
+ */
+static const char t_auth_x[] =
+        "{\"type\":\"record\",\"name\":\"AuthEvent\",\"namespace\":"
+        "\"io.mintgate.events\",\"fields\":["
+        "{\"name\":\"region\",\"type\":\"string\"},"
+        "{\"name\":\"grant_type\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"GrantType\",\"symbols\":[\"magic\",\"device_code\","
+        "\"authorization_code\",\"jwt_bearer\",\"refresh_token\","
+        "\"token_exchange\",\"client_credentials\"]}},"
+        "{\"name\":\"scopes\",\"type\":{\"type\":\"array\",\"items\":"
+        "[\"null\",\"string\"]}},"
+        "{\"name\":\"identity\",\"type\":\"string\"},"
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"identity_kind\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"IdentityKind\",\"symbols\":[\"robot\",\"workload\",\"unknown\","
+        "\"ai_agent\"]}},"
+        "{\"name\":\"client_id\",\"type\":[\"null\",\"string\",\"int\"]},"
+        "{\"name\":\"source_ip\",\"type\":\"string\"},"
+        "{\"name\":\"user_agent\",\"type\":[\"string\",\"null\"]},"
+        "{\"name\":\"auth_method\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"AuthMethod\",\"symbols\":[\"api_key\",\"oidc_federation\","
+        "\"x509_svid\",\"jwt_svid\",\"mtls\",\"private_key_jwt\","
+        "\"client_secret\"]}},"
+        "{\"name\":\"audience\",\"type\":\"string\"},"
+        "{\"name\":\"extra\",\"type\":{\"type\":\"map\",\"values\":[\"null\","
+        "{\"type\":\"record\",\"name\":\"Blob\",\"fields\":["
+        "{\"name\":\"b\",\"type\":\"bytes\"},"
+        "{\"name\":\"f\",\"type\":{\"type\":\"fixed\",\"name\":\"F4\","
+        "\"size\":4}},"
+        "{\"name\":\"d\",\"type\":\"double\"},"
+        "{\"name\":\"x\",\"type\":\"float\"},"
+        "{\"name\":\"ok\",\"type\":\"boolean\"}]}]}},"
+        "{\"name\":\"outcome\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"AuthOutcome\",\"symbols\":[\"success\",\"failure\"]}},"
+        "{\"name\":\"failure_reason\",\"type\":\"null\"},"
+        "{\"name\":\"token_id\",\"type\":[\"null\",\"string\"]}]}";
+static const char t_usage_x[] =
+        "{\"type\":\"record\",\"name\":\"UsageEvent\",\"namespace\":"
+        "\"io.mintgate.events\",\"fields\":["
+        "{\"name\":\"bytes\",\"type\":\"int\"},"
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":[\"long\",\"int\",\"null\"]},"
+        "{\"name\":\"identity\",\"type\":\"string\"},"
+        "{\"name\":\"resource\",\"type\":\"string\"},"
+        "{\"name\":\"g\",\"type\":{\"type\":\"array\",\"items\":\"long\"}},"
+        "{\"name\":\"action\",\"type\":\"string\"},"
+        "{\"name\":\"token_id\",\"type\":[\"null\",\"string\",\"boolean\"]},"
+        "{\"name\":\"source_ip\",\"type\":\"null\"},"
+        "{\"name\":\"status\",\"type\":[\"null\",\"int\"]}]}";
+static const char t_signal_x[] =
+        "{\"type\":\"record\",\"name\":\"SignalEvent\",\"namespace\":"
+        "\"io.mintgate.events\",\"fields\":["
+        "{\"name\":\"kind\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"SignalKind\",\"symbols\":[\"release\",\"quarantine\","
+        "\"credential_compromise\",\"secret_exposed\"]}},"
+        "{\"name\":\"identity\",\"type\":\"string\"},"
+        "{\"name\":\"next\",\"type\":[\"null\",{\"type\":\"record\","
+        "\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"
+        "{\"name\":\"next\",\"type\":[\"null\",\"Node\"]}]}]},"
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"source\",\"type\":\"string\"}]}";
+
+/* Values an event holds for a writer field, to write the field from. */
+enum t_xkind {
+        T_X_NONE,   /* the event has no such field: anything */
+        T_X_NULL,   /* an optional string that is NULL */
+        T_X_STR,    /* a string */
+        T_X_NUM,    /* a number */
+        T_X_SYM,    /* an enum symbol */
+        T_X_SCOPES  /* the scopes */
+};
+
+struct t_xval {
+        enum t_xkind kind;
+        const char *s;              /* STR, SYM */
+        int64_t num;                /* NUM */
+        const struct mg_event *ev;  /* SCOPES */
+};
+
+/* How deep the writer of t_xfill() nests records with no event field to
+ * follow before it prefers null branches: now and then past the decoder's
+ * limit of 32. */
+static int t_xdeep;
+
+static void t_xget(const struct mg_event *ev, const char *name,
+                   struct t_xval *xv) {
+        const struct mg_event_auth *a = &ev->u.auth;
+        const struct mg_event_usage *u = &ev->u.usage;
+        const struct mg_event_signal *sg = &ev->u.signal;
+        const char *s = NULL;
+        int is_str = 1;
+
+        memset(xv, 0, sizeof(*xv));
+        xv->kind = T_X_NUM;
+        if (!strcmp(name, "event_id"))
+                s = ev->event_id;
+        else if (!strcmp(name, "identity"))
+                s = ev->identity;
+        else if (!strcmp(name, "ts"))
+                is_str = 0, xv->num = ev->ts_ms;
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "identity_kind"))
+                is_str = 0, xv->kind = T_X_SYM,
+                xv->s = mg_identity_kind_names[a->identity_kind];
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "auth_method"))
+                is_str = 0, xv->kind = T_X_SYM,
+                xv->s = mg_auth_method_names[a->auth_method];
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "grant_type"))
+                is_str = 0, xv->kind = T_X_SYM,
+                xv->s = mg_grant_type_names[a->grant_type];
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "outcome"))
+                is_str = 0, xv->kind = T_X_SYM,
+                xv->s = mg_auth_outcome_names[a->outcome];
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "scopes"))
+                is_str = 0, xv->kind = T_X_SCOPES, xv->ev = ev;
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "client_id"))
+                s = a->client_id;
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "source_ip"))
+                s = a->source_ip;
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "user_agent"))
+                s = a->user_agent;
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "audience"))
+                s = a->audience;
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "failure_reason"))
+                s = a->failure_reason;
+        else if (ev->type == MG_EVENT_AUTH && !strcmp(name, "token_id"))
+                s = a->token_id;
+        else if (ev->type == MG_EVENT_USAGE && !strcmp(name, "token_id"))
+                s = u->token_id;
+        else if (ev->type == MG_EVENT_USAGE && !strcmp(name, "resource"))
+                s = u->resource;
+        else if (ev->type == MG_EVENT_USAGE && !strcmp(name, "action"))
+                s = u->action;
+        else if (ev->type == MG_EVENT_USAGE && !strcmp(name, "status"))
+                is_str = 0, xv->num = u->status;
+        else if (ev->type == MG_EVENT_USAGE && !strcmp(name, "bytes"))
+                is_str = 0, xv->num = u->bytes;
+        else if (ev->type == MG_EVENT_SIGNAL && !strcmp(name, "kind"))
+                is_str = 0, xv->kind = T_X_SYM,
+                xv->s = mg_signal_kind_names[sg->kind];
+        else if (ev->type == MG_EVENT_SIGNAL && !strcmp(name, "source"))
+                s = sg->source;
+        else
+                is_str = 0, xv->kind = T_X_NONE;
+        if (is_str) {
+                xv->kind = s ? T_X_STR : T_X_NULL;
+                xv->s = s;
+        }
+}
+
+/* Does a union branch of type bs suit the value xv? */
+static int t_xsuits(avro_schema_t bs, const struct t_xval *xv, int depth) {
+        switch (xv->kind) {
+        case T_X_NULL:
+                return is_avro_null(bs);
+        case T_X_STR:
+                return is_avro_string(bs);
+        case T_X_NUM:
+                return is_avro_int32(bs) || is_avro_int64(bs);
+        case T_X_SYM:
+                return is_avro_enum(bs);
+        case T_X_SCOPES:
+                return is_avro_array(bs);
+        default:
+                return depth < t_xdeep ? !is_avro_null(bs) : is_avro_null(bs);
+        }
+}
+
+/* Write xv (or, where it says nothing, random data) into v of schema s
+ * with Avro C's generic value interface. */
+static void t_xfill(avro_value_t *v, avro_schema_t s, const struct t_xval *xv,
+                    int depth) {
+        static const struct t_xval none = {T_X_NONE, NULL, 0, NULL};
+        struct t_xval item = {T_X_STR, NULL, 0, NULL};
+        char buf[64];
+        avro_value_t c;
+        int64_t num;
+        size_t i, n;
+        int k;
+
+        while (is_avro_link(s))
+                s = avro_schema_link_target(s);
+        switch (avro_typeof(s)) {
+        case AVRO_NULL:
+                assert_int_equal(avro_value_set_null(v), 0);
+                break;
+        case AVRO_BOOLEAN:
+                assert_int_equal(avro_value_set_boolean(v, (int)t_below(2)),
+                                 0);
+                break;
+        case AVRO_INT32:
+                num = xv->kind == T_X_NUM ? xv->num : t_num();
+                assert_int_equal(avro_value_set_int(v, (int32_t)num), 0);
+                break;
+        case AVRO_INT64:
+                num = xv->kind == T_X_NUM ? xv->num : t_num();
+                assert_int_equal(avro_value_set_long(v, num), 0);
+                break;
+        case AVRO_FLOAT:
+                assert_int_equal(avro_value_set_float(v, (float)t_num()), 0);
+                break;
+        case AVRO_DOUBLE:
+                assert_int_equal(avro_value_set_double(v, (double)t_num()), 0);
+                break;
+        case AVRO_BYTES:
+        case AVRO_FIXED:
+                n = is_avro_fixed(s) ? (size_t)avro_schema_fixed_size(s)
+                                     : t_below(9);
+                assert_true(n <= sizeof(buf));
+                for (i = 0; i < n; i++)
+                        buf[i] = (char)t_rand();
+                assert_int_equal(is_avro_fixed(s)
+                                         ? avro_value_set_fixed(v, buf, n)
+                                         : avro_value_set_bytes(v, buf, n),
+                                 0);
+                break;
+        case AVRO_STRING:
+                if (xv->kind != T_X_STR)
+                        t_utf8(buf, 20);
+                assert_int_equal(avro_value_set_string(
+                                         v, xv->kind == T_X_STR ? xv->s : buf),
+                                 0);
+                break;
+        case AVRO_ENUM:
+                k = -1;
+                if (xv->kind == T_X_SYM && t_below(8))
+                        k = avro_schema_enum_get_by_name(s, xv->s);
+                if (k < 0)
+                        k = (int)t_below(
+                                (uint32_t)avro_schema_enum_number_of_symbols(
+                                        s));
+                assert_int_equal(avro_value_set_enum(v, k), 0);
+                break;
+        case AVRO_ARRAY:
+                n = xv->kind == T_X_SCOPES ? (size_t)xv->ev->u.auth.scope_cnt
+                                           : t_below(4);
+                for (i = 0; i < n; i++) {
+                        assert_int_equal(avro_value_append(v, &c, NULL), 0);
+                        item.s = xv->kind == T_X_SCOPES
+                                         ? xv->ev->u.auth.scopes[i]
+                                         : NULL;
+                        t_xfill(&c, avro_schema_array_items(s),
+                                item.s ? &item : &none, depth + 1);
+                }
+                break;
+        case AVRO_MAP:
+                n = t_below(3);
+                for (i = 0; i < n; i++) {
+                        snprintf(buf, sizeof(buf), "k%zu", i);
+                        assert_int_equal(avro_value_add(v, buf, &c, NULL, NULL),
+                                         0);
+                        t_xfill(&c, avro_schema_map_values(s), &none,
+                                depth + 1);
+                }
+                break;
+        case AVRO_RECORD:
+                n = avro_schema_record_size(s);
+                for (i = 0; i < n; i++) {
+                        assert_int_equal(avro_value_get_by_index(v, i, &c,
+                                                                 NULL),
+                                         0);
+                        t_xfill(&c,
+                                avro_schema_record_field_get_by_index(
+                                        s, (int)i),
+                                &none, depth + 1);
+                }
+                break;
+        case AVRO_UNION:
+                n = avro_schema_union_size(s);
+                k = -1;
+                if (t_below(12)) /* else any branch, maybe a bad one */
+                        for (i = 0; i < n && k < 0; i++)
+                                if (t_xsuits(avro_schema_union_branch(
+                                                     s, (int)i),
+                                             xv, depth))
+                                        k = (int)i;
+                if (k < 0)
+                        k = (int)t_below((uint32_t)n);
+                assert_int_equal(avro_value_set_branch(v, k, &c), 0);
+                t_xfill(&c, avro_schema_union_branch(s, k), xv, depth + 1);
+                break;
+        default:
+                fail();
+        }
+}
+
+/* One of the evolved writers, ready to write messages. */
+struct t_xwriter {
+        avro_schema_t schema;       /* the writer schema */
+        avro_value_iface_t *iface;  /* its generic class */
+        avro_value_t val;           /* reused per message */
+        uint32_t id;                /* its Confluent id */
+};
+
+/* Write ev with xw, Confluent framed, into out (cap bytes); the length, or
+ * 0 when it does not fit. */
+static size_t t_xwrite(struct t_xwriter *xw, const struct mg_event *ev,
+                       uint8_t *out, size_t cap) {
+        struct t_xval xv;
+        avro_value_t c;
+        avro_writer_t w;
+        size_t i, n, len = 0;
+
+        t_xdeep = t_below(10) ? 4 : 80;
+        assert_int_equal(avro_value_reset(&xw->val), 0);
+        n = avro_schema_record_size(xw->schema);
+        for (i = 0; i < n; i++) {
+                t_xget(ev, avro_schema_record_field_name(xw->schema, (int)i),
+                       &xv);
+                assert_int_equal(avro_value_get_by_index(&xw->val, i, &c,
+                                                         NULL),
+                                 0);
+                t_xfill(&c,
+                        avro_schema_record_field_get_by_index(xw->schema,
+                                                              (int)i),
+                        &xv, 1);
+        }
+        out[0] = 0;
+        out[1] = (uint8_t)(xw->id >> 24);
+        out[2] = (uint8_t)(xw->id >> 16);
+        out[3] = (uint8_t)(xw->id >> 8);
+        out[4] = (uint8_t)xw->id;
+        w = avro_writer_memory((const char *)out + 5, (int64_t)(cap - 5));
+        if (avro_value_write(w, &xw->val) == 0)
+                len = 5 + (size_t)avro_writer_tell(w);
+        avro_writer_free(w);
+        return len;
+}
+
+static void t_xwriter_init(struct t_xwriter *xw, const char *json,
+                           uint32_t id) {
+        assert_int_equal(avro_schema_from_json_length(json, strlen(json),
+                                                      &xw->schema),
+                         0);
+        xw->iface = avro_generic_class_from_schema(xw->schema);
+        assert_non_null(xw->iface);
+        assert_int_equal(avro_generic_value_new(xw->iface, &xw->val), 0);
+        xw->id = id;
+}
+
+static void t_xwriter_clear(struct t_xwriter *xw) {
+        avro_value_decref(&xw->val);
+        avro_value_iface_decref(xw->iface);
+        avro_schema_decref(xw->schema);
+}
+
+/* A registry with the evolved writers, and a decoder pair over it. */
+struct t_xstate {
+        struct mg_avro_registry *reg;   /* built-ins + evolved writers */
+        struct t_pair tp;               /* decoders over reg */
+        struct t_xwriter xw[3];         /* auth.x, usage.x, signal.x */
+        struct mg_event a, b;           /* decoded events */
+        struct mg_event ev;             /* source events */
+        struct tb msg;                  /* scratch message */
+};
+
+static struct t_xstate *t_xsetup(void) {
+        static const struct {
+                const char *label;  /* registered as */
+                const char *json;   /* writer schema */
+                uint32_t id;        /* Confluent id */
+        } x[] = {{"auth.x", t_auth_x, 21},
+                 {"usage.x", t_usage_x, 22},
+                 {"signal.x", t_signal_x, 23}};
+        struct t_xstate *xs = calloc(1, sizeof(*xs));
+        char errstr[512];
+        size_t i;
+
+        assert_non_null(xs);
+        assert_int_equal(mg_avro_registry_new(&xs->reg, errstr,
+                                              sizeof(errstr)),
+                         MG_OK);
+        for (i = 0; i < 3; i++) {
+                if (mg_avro_registry_add(xs->reg, x[i].label, x[i].json,
+                                         strlen(x[i].json),
+                                         (int32_t)x[i].id, errstr,
+                                         sizeof(errstr)))
+                        fail_msg("%s: %s", x[i].label, errstr);
+                t_xwriter_init(&xs->xw[i], x[i].json, x[i].id);
+        }
+        assert_int_equal(mg_avro_decoder_new(xs->reg, &xs->tp.fast, errstr,
+                                             sizeof(errstr)),
+                         MG_OK);
+        assert_int_equal(mg_avro_decoder_new(xs->reg, &xs->tp.ref, errstr,
+                                             sizeof(errstr)),
+                         MG_OK);
+        mg_avro_decoder_use_reference(xs->tp.ref, 1);
+        xs->tp.a = &xs->a;
+        xs->tp.b = &xs->b;
+        return xs;
+}
+
+static void t_xteardown(struct t_xstate *xs) {
+        size_t i;
+
+        for (i = 0; i < 3; i++)
+                t_xwriter_clear(&xs->xw[i]);
+        mg_avro_decoder_destroy(xs->tp.fast);
+        mg_avro_decoder_destroy(xs->tp.ref);
+        mg_avro_registry_destroy(xs->reg);
+        free(xs);
+}
+
+/* Random events through the evolved writers, and corruptions of them. */
+static void test_differential_evolved(void **state) {
+        static uint8_t buf[MG_AVRO_MSG_MAX + 4096];
+        struct t_xstate *xs = t_xsetup();
+        size_t len;
+        int k, t;
+
+        for (k = 0; k < 3000; k++) {
+                t = (int)t_below(3);
+                t_rand_event(&xs->ev, (enum mg_event_type)t);
+                len = t_xwrite(&xs->xw[t], &xs->ev, buf, sizeof(buf));
+                if (!len)
+                        continue;
+                t_dual(&xs->tp, buf, len);
+                if (len > 5 && len < MG_AVRO_MSG_MAX)
+                        t_corrupt(&xs->tp, buf, len, 4);
+        }
+        t_print_codes("evolved writers", &xs->tp);
+        assert_true(xs->tp.codes[MG_OK] > 1000);
+        assert_true(xs->tp.codes[MG_ERR_TRUNCATED] > 0);
+        assert_true(xs->tp.codes[MG_ERR_DECODE] > 0);
+        assert_true(xs->tp.codes[MG_ERR_BAD_ENUM] > 0);
+        assert_true(xs->tp.union_bad > 0);
+        assert_true(xs->tp.sym_unknown > 0);
+        t_xteardown(xs);
+}
+
+/* A hand-made auth.x message (Confluent id 21): grant_type index gt
+ * (0: "magic", unknown to us), scope_cnt scopes of scope_len bytes (one
+ * null item at null_at, unless -1), then identity and event_id of the
+ * given lengths, client_id as branch cid_branch of ["null","string","int"]
+ * with the string cid. */
+static void t_authx_msg(struct tb *t, int gt, int scope_cnt, size_t scope_len,
+                        int null_at, size_t id_len, size_t eid_len,
+                        int cid_branch, const char *cid, size_t cid_len) {
+        static char fill[2048];
+        int i;
+
+        memset(fill, 'x', sizeof(fill));
+        t->n = 0;
+        tb_cf(t, 21);
+        tb_str(t, "eu");                /* region */
+        tb_long(t, gt);                 /* grant_type */
+        if (scope_cnt) {
+                tb_long(t, scope_cnt);
+                for (i = 0; i < scope_cnt; i++) {
+                        if (i == null_at) {
+                                tb_long(t, 0);
+                        } else {
+                                tb_long(t, 1);
+                                tb_strn(t, fill, scope_len);
+                        }
+                }
+        }
+        tb_long(t, 0);                  /* end of scopes */
+        tb_strn(t, fill, id_len);       /* identity */
+        tb_strn(t, fill, eid_len);      /* event_id */
+        tb_long(t, T_TS);               /* ts */
+        tb_long(t, 1);                  /* identity_kind "workload" */
+        tb_long(t, cid_branch);         /* client_id */
+        if (cid_branch == 1)
+                tb_strn(t, cid, cid_len);
+        else if (cid_branch == 2)
+                tb_long(t, 7);
+        tb_str(t, "10.0.0.1");          /* source_ip */
+        tb_long(t, 1);                  /* user_agent: null */
+        tb_long(t, 0);                  /* auth_method "api_key" */
+        tb_str(t, "api://x");           /* audience */
+        tb_long(t, 0);                  /* extra: {} */
+        tb_long(t, 1);                  /* outcome "failure" */
+        tb_long(t, 0);                  /* token_id: null */
+}
+
+/* A hand-made usage.x message (Confluent id 22) with token_id as branch
+ * tok of ["null","string","boolean"] and status as branch stat of
+ * ["null","int"]. */
+static void t_usagex_msg(struct tb *t, int tok, int stat) {
+        t->n = 0;
+        tb_cf(t, 22);
+        tb_long(t, -5);         /* bytes (int) */
+        tb_str(t, "u");         /* event_id */
+        tb_long(t, 1);          /* ts: the int branch */
+        tb_long(t, 77);
+        tb_str(t, "i");         /* identity */
+        tb_str(t, "r");         /* resource */
+        tb_long(t, -2);         /* g: a block of 2 longs in 2 bytes */
+        tb_long(t, 2);
+        tb_long(t, 1);
+        tb_long(t, -1);
+        tb_long(t, 0);
+        tb_str(t, "a");         /* action */
+        tb_long(t, tok);        /* token_id */
+        if (tok == 1)
+                tb_str(t, "t");
+        else if (tok == 2)
+                tb_byte(t, 1);
+        tb_long(t, stat);       /* status */
+        if (stat)
+                tb_long(t, 200);
+}
+
+/* Which error wins when a message has several: the bytes (anywhere), then
+ * a union branch the reader cannot hold (the first in the message), then a
+ * value the event cannot hold (the first in reader order). The fast
+ * decoder meets them in writer order; both must report the same one. */
+static void test_differential_error_order(void **state) {
+        struct t_xstate *xs = t_xsetup();
+        struct t_pair *tp = &xs->tp;
+        struct tb *t = &xs->msg;
+
+        /* a plain one decodes, with the mapped enums and the defaults */
+        t_authx_msg(t, 3, 2, 5, -1, 4, 3, 1, "cli", 3);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_OK);
+        assert_int_equal(xs->a.u.auth.grant_type, MG_GRANT_JWT_BEARER);
+        assert_int_equal(xs->a.u.auth.identity_kind,
+                         MG_IDENTITY_KIND_WORKLOAD);
+        assert_int_equal(xs->a.u.auth.auth_method, MG_AUTH_METHOD_API_KEY);
+        assert_int_equal(xs->a.u.auth.scope_cnt, 2);
+        assert_string_equal(xs->a.u.auth.client_id, "cli");
+        assert_string_equal(xs->a.u.auth.audience, "api://x");
+        assert_null(xs->a.u.auth.user_agent);
+        assert_null(xs->a.u.auth.failure_reason);
+        assert_null(xs->a.u.auth.parent_token_id);
+
+        /* "magic" comes first in the message, client_id (NUL byte) first
+         * in reader order: the reference reports client_id */
+        t_authx_msg(t, 0, 1, 5, -1, 4, 3, 1, "c\0i", 3);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_INVALID);
+        assert_non_null(strstr(tp->errstr, "client_id"));
+        t_authx_msg(t, 0, 1, 5, -1, 4, 3, 1, "cli", 3);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_BAD_ENUM);
+        assert_non_null(strstr(tp->errstr, "magic"));
+
+        /* The arena fills up: in writer order at event_id (after 64 long
+         * scopes and identity), in reader order at the last scope. */
+        t_authx_msg(t, 3, 64, 252, -1, 150, 100, 1, "cli", 3);
+        assert_true(t->n <= MG_AVRO_MSG_MAX);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_TOOBIG);
+        assert_non_null(strstr(tp->errstr, "at field scopes"));
+        /* 65 scopes */
+        t_authx_msg(t, 3, 65, 1, -1, 4, 3, 1, "cli", 3);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_TOOBIG);
+        assert_non_null(strstr(tp->errstr, "more than 64"));
+
+        /* A null scope: Avro C's union error, over the unknown symbol
+         * before it and the NUL byte after it ... */
+        t_authx_msg(t, 0, 3, 5, 1, 4, 3, 1, "c\0i", 3);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_DECODE);
+        assert_non_null(strstr(tp->errstr,
+                               "Writer union branch 0 is incompatible with "
+                               "reader schema \"string\""));
+        /* ... the first of two: the null scope, then client_id's int */
+        t_authx_msg(t, 3, 3, 5, 1, 4, 3, 2, NULL, 0);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_DECODE);
+        assert_non_null(strstr(tp->errstr, "branch 0"));
+        t_authx_msg(t, 3, 3, 5, -1, 4, 3, 2, NULL, 0);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_DECODE);
+        assert_non_null(strstr(tp->errstr, "branch 2"));
+        /* ... but the bytes come first: a truncated one is truncated */
+        t_authx_msg(t, 0, 3, 5, 1, 4, 3, 2, NULL, 0);
+        assert_int_equal(t_dual(tp, t->b, t->n - 1), MG_ERR_TRUNCATED);
+        /* and so is an invalid string after a value too big */
+        t_authx_msg(t, 3, 1, 5, -1, MG_EVENT_IDENTITY_MAX + 1, 3, 1,
+                    "\xc3(", 2);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_DECODE);
+        assert_non_null(strstr(tp->errstr, "UTF-8"));
+        t_authx_msg(t, 3, 1, 5, -1, MG_EVENT_IDENTITY_MAX + 1, 3, 1, "ok",
+                    2);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_TOOBIG);
+        assert_non_null(strstr(tp->errstr, "identity"));
+
+        /* the reader type in Avro C's message: a union for an optional
+         * string (usage.x token_id: boolean), an int (status: null) */
+        t_usagex_msg(t, 2, 1);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_DECODE);
+        assert_non_null(strstr(tp->errstr, "reader schema \"union\""));
+        t_usagex_msg(t, 1, 0);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_ERR_DECODE);
+        assert_non_null(strstr(tp->errstr, "reader schema \"int\""));
+        t_usagex_msg(t, 0, 1);
+        assert_int_equal(t_dual(tp, t->b, t->n), MG_OK);
+        assert_true(xs->a.ts_ms == 77);          /* int, promoted */
+        assert_true(xs->a.u.usage.bytes == -5);  /* int, promoted */
+        assert_int_equal(xs->a.u.usage.status, 200);
+        assert_null(xs->a.u.usage.token_id);
+        assert_null(xs->a.u.usage.scope);        /* default */
+        assert_null(xs->a.u.usage.source_ip);    /* writer's null */
+        assert_string_equal(xs->a.u.usage.action, "a");
+
+        t_xteardown(xs);
+}
+
+/* The fast and reference decoders side by side (the figures under
+ * sanitizers are far below a release build's; see the benchmark). */
+static void test_decode_speed_paths(void **state) {
+        struct t_state *st = *state;
+        void (*makers[])(struct mg_event *) = {make_auth, make_usage,
+                                               make_signal};
+        uint8_t buf[MG_AVRO_MSG_MAX];
+        struct timespec a, b;
+        size_t len = 0, m;
+        const int n = 50000;
+        int i, ref;
+
+        for (m = 0; m < 3; m++) {
+                makers[m](&st->ev);
+                assert_int_equal(mg_avro_encode(st->so, &st->ev, NULL, buf,
+                                                sizeof(buf), &len, st->errstr,
+                                                sizeof(st->errstr)),
+                                 MG_OK);
+                for (ref = 0; ref < 2; ref++) {
+                        struct mg_avro_decoder *dec = ref ? st->ref : st->dec;
+
+                        clock_gettime(CLOCK_MONOTONIC, &a);
+                        for (i = 0; i < n; i++)
+                                if (mg_avro_decode(dec, buf, len, &st->out,
+                                                   st->errstr,
+                                                   sizeof(st->errstr)) ||
+                                    mg_event_validate(&st->out, T_NOW,
+                                                      st->errstr,
+                                                      sizeof(st->errstr)))
+                                        fail_msg("%s", st->errstr);
+                        clock_gettime(CLOCK_MONOTONIC, &b);
+                        printf("decode+validate %s, %s decoder: %.0f "
+                               "ns/event\n",
+                               mg_event_type_names[st->ev.type],
+                               ref ? "reference" : "fast",
+                               ((double)(b.tv_sec - a.tv_sec) * 1e9 +
+                                (double)(b.tv_nsec - a.tv_nsec)) / n);
+                }
+        }
+}
+
 /* Decode + validate throughput, printed for the record (the figure under
  * sanitizers is several times lower than in a release build). */
 static void test_decode_speed(void **state) {
@@ -1458,6 +2514,12 @@ int main(void) {
                                                 t_teardown),
                 cmocka_unit_test_setup_teardown(test_decode_speed, t_setup,
                                                 t_teardown),
+                cmocka_unit_test_setup_teardown(test_differential_builtin,
+                                                t_setup, t_teardown),
+                cmocka_unit_test(test_differential_evolved),
+                cmocka_unit_test(test_differential_error_order),
+                cmocka_unit_test_setup_teardown(test_decode_speed_paths,
+                                                t_setup, t_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
