@@ -1678,16 +1678,21 @@ out:
         return err;
 }
 
-/* Where prop pi of path i (or of defaults when i is SIZE_MAX) came
- * from: the path's key, else the defaults' key, else the path itself. */
+/* Where to report a rule broken by keys pa and pb of path i: at pb, or
+ * at pa, as the path set them; else as defaults set them; else at the
+ * path itself (both are built-in defaults). */
 static yaml_mark_t mg_policy_mark(const struct mg_policy_load *ld, size_t i,
-                                  size_t pi) {
-        const struct mg_policy_src *src = &ld->srcs[i];
+                                  size_t pa, size_t pb) {
+        const struct mg_policy_src *src = &ld->srcs[i], *def = &ld->defaults_src;
 
-        if (src->set & (1u << pi))
-                return src->at[pi];
-        if (ld->defaults_src.set & (1u << pi))
-                return ld->defaults_src.at[pi];
+        if (src->set & (1u << pb))
+                return src->at[pb];
+        if (src->set & (1u << pa))
+                return src->at[pa];
+        if (def->set & (1u << pb))
+                return def->at[pb];
+        if (def->set & (1u << pa))
+                return def->at[pa];
         return src->start;
 }
 
@@ -1758,19 +1763,22 @@ static mg_err_t mg_policy_finish_path(struct mg_policy_load *ld, size_t i) {
         }
         if (path->narrow > path->step_up)
                 return mg_policy_err(
-                        ld, mg_policy_mark(ld, i, MG_POLICY_P_STEP_UP),
+                        ld, mg_policy_mark(ld, i, MG_POLICY_P_NARROW,
+                                       MG_POLICY_P_STEP_UP),
                         "%s.thresholds: step_up %g is below narrow %g (need "
                         "narrow <= step_up <= deny)",
                         where, path->step_up, path->narrow);
         if (path->step_up > path->deny)
                 return mg_policy_err(
-                        ld, mg_policy_mark(ld, i, MG_POLICY_P_DENY),
+                        ld, mg_policy_mark(ld, i, MG_POLICY_P_STEP_UP,
+                                       MG_POLICY_P_DENY),
                         "%s.thresholds: deny %g is below step_up %g (need "
                         "narrow <= step_up <= deny)",
                         where, path->deny, path->step_up);
         if (path->degraded == MG_POLICY_FAIL_NARROW && !path->minimum.cnt)
                 return mg_policy_err(
-                        ld, mg_policy_mark(ld, i, MG_POLICY_P_DEGRADED),
+                        ld, mg_policy_mark(ld, i, MG_POLICY_P_MINIMUM,
+                                       MG_POLICY_P_DEGRADED),
                         "%s.degraded: fail_narrow needs minimum_scopes (the "
                         "scopes still granted without fresh risk)",
                         where);
