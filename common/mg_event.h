@@ -166,9 +166,9 @@ void mg_event_reset(struct mg_event *ev, enum mg_event_type type);
 
 /* Copy len bytes of s into ev's arena and point *field at the copy.
  * name is the field's name for the error message. Rejects strings over the
- * field's cap (MG_EVENT_IDENTITY_MAX for "identity", MG_EVENT_STR_MAX
- * otherwise), strings with NUL bytes, and a full arena, with MG_ERR_TOOBIG or
- * MG_ERR_INVALID naming the field. */
+ * field's cap (MG_EVENT_IDENTITY_MAX when field is &ev->identity,
+ * MG_EVENT_STR_MAX otherwise), strings with NUL bytes, and a full arena,
+ * with MG_ERR_TOOBIG or MG_ERR_INVALID naming the field. */
 mg_err_t mg_event_set_str(struct mg_event *ev, const char **field,
                           const char *name, const char *s, size_t len,
                           char *errstr, size_t errstr_size);
