@@ -1956,7 +1956,7 @@ const char *mg_policy_source(const struct mg_policy *pol) {
 
 void mg_policy_slot_init(struct mg_policy_slot *slot, struct mg_policy *pol) {
         pthread_mutex_init(&slot->lock, NULL);
-        slot->pol = pol;
+        slot->pol = mg_policy_ref(pol);
 }
 
 struct mg_policy *mg_policy_slot_get(struct mg_policy_slot *slot) {
@@ -1971,6 +1971,7 @@ struct mg_policy *mg_policy_slot_get(struct mg_policy_slot *slot) {
 void mg_policy_slot_set(struct mg_policy_slot *slot, struct mg_policy *pol) {
         struct mg_policy *old;
 
+        mg_policy_ref(pol);
         pthread_mutex_lock(&slot->lock);
         old = slot->pol;
         slot->pol = pol;

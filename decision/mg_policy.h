@@ -167,14 +167,15 @@ struct mg_policy_slot {
         struct mg_policy *pol; /* current policy (one reference), or NULL */
 };
 
-/* Start with pol (takes over the caller's reference; NULL allowed). */
+/* Start with pol (NULL allowed). The slot takes its own reference: the
+ * caller still holds, and drops, its own. */
 void mg_policy_slot_init(struct mg_policy_slot *slot, struct mg_policy *pol);
 /* A new reference to the current policy (NULL when none): the caller
  * mg_policy_unref()s it when its request is done. Any thread. */
 struct mg_policy *mg_policy_slot_get(struct mg_policy_slot *slot);
-/* Install pol (takes over the caller's reference) and drop the slot's
- * reference to the previous one, which lives on while requests hold it.
- * Any thread. */
+/* Install pol (NULL allowed; the slot takes its own reference, the caller
+ * keeps and drops its own) and drop the slot's reference to the previous
+ * policy, which lives on while requests hold it. Any thread. */
 void mg_policy_slot_set(struct mg_policy_slot *slot, struct mg_policy *pol);
 /* Drop the current policy and the mutex. No other thread may use the
  * slot any more. */

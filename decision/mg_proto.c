@@ -51,7 +51,8 @@ const char *const mg_outcome_names[MG_DECISION__CNT] = {"allow", "narrow",
  */
 
 /* Nesting jansson accepts (JSON_PARSER_MAX_DEPTH), so the two parsers
- * agree on every line; the top-level object is depth 1. */
+ * agree on every line. Every value counts, scalars too: the top-level
+ * object is depth 1, its members' values depth 2, and so on. */
 #define MG_PROTO_DEPTH_MAX 2048
 
 /* Keys of the request object and of its context, in DESIGN.md order. */
@@ -469,10 +470,11 @@ static int mg_rd_skip(struct mg_proto_rd *rd, int depth) {
 
         for (;;) {
                 c = mg_rd_peek(rd);
+                /* jansson counts every value, scalars too. */
+                if (depth + 1 > MG_PROTO_DEPTH_MAX)
+                        return mg_rd_syntax(rd, rd->p, "too deeply nested");
                 if (c == '{' || c == '[') {
-                        if (++depth > MG_PROTO_DEPTH_MAX)
-                                return mg_rd_syntax(rd, rd->p,
-                                                    "too deeply nested");
+                        depth++;
                         in = depth - base - 1;
                         if (c == '{')
                                 is_obj[in / 8] |= (unsigned char)(1u << (in % 8));

@@ -178,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(pol != NULL);
         CHECK(!strcmp(mg_policy_source(pol), "fuzz.yaml"));
         mg_policy_slot_init(&slot, pol);
+        mg_policy_unref(pol); /* the slot's reference is the last */
         ref = mg_policy_slot_get(&slot);
         CHECK(ref == pol);
         mg_policy_slot_set(&slot, NULL); /* the request's ref keeps it */

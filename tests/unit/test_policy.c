@@ -1198,11 +1198,14 @@ static void test_refcount(void **state) {
         mg_policy_unref(NULL);
         mg_policy_destroy(NULL);
 
-        mg_policy_slot_init(&slot, pol);   /* takes the reference */
+        mg_policy_slot_init(&slot, pol);   /* its own reference */
+        mg_policy_unref(pol);              /* ... so the slot's is the last */
         p2 = mg_policy_slot_get(&slot);
         assert_ptr_equal(p2, pol);
-        mg_policy_slot_set(&slot, load("policies: [{client: c, resource: "
-                                       "r, allowed_scopes: [\"*\"]}]\n"));
+        pol = load("policies: [{client: c, resource: r, allowed_scopes: "
+                   "[\"*\"]}]\n");
+        mg_policy_slot_set(&slot, pol);
+        mg_policy_unref(pol);
         decide(p2, MON);                   /* the old one lives on */
         assert_denied();
         mg_policy_unref(p2);               /* ... until now */
@@ -1253,12 +1256,15 @@ static void *reader_main(void *arg) {
 
 static void test_reload_threads(void **state) {
         struct mg_policy_slot slot;
+        struct mg_policy *pol;
         struct reader rds[4];
         pthread_t th[4];
         int i, total = 0;
 
         (void)state;
-        mg_policy_slot_init(&slot, load("policies: []\n"));
+        pol = load("policies: []\n");
+        mg_policy_slot_init(&slot, pol);
+        mg_policy_unref(pol);
         for (i = 0; i < 4; i++) {
                 rds[i].slot = &slot;
                 rds[i].allows = 0;
@@ -1267,12 +1273,13 @@ static void test_reload_threads(void **state) {
                                                 &rds[i]),
                                  0);
         }
-        for (i = 0; i < 400; i++)
-                mg_policy_slot_set(
-                        &slot,
-                        load(i % 2 ? "policies: []\n"
-                                   : "policies: [{client: c, resource: r, "
-                                     "allowed_scopes: [a]}]\n"));
+        for (i = 0; i < 400; i++) {
+                pol = load(i % 2 ? "policies: []\n"
+                                 : "policies: [{client: c, resource: r, "
+                                   "allowed_scopes: [a]}]\n");
+                mg_policy_slot_set(&slot, pol);
+                mg_policy_unref(pol);
+        }
         for (i = 0; i < 4; i++) {
                 pthread_join(th[i], NULL);
                 total += rds[i].allows;
