@@ -895,7 +895,7 @@ static mg_err_t mg_policy_load_grants(struct mg_policy_load *ld,
         yaml_event_t item;
         mg_err_t err = MG_OK;
         unsigned mask = 0;
-        int g;
+        int g = 0;
 
         memset(&item, 0, sizeof(item));
         if (val->type != YAML_SEQUENCE_START_EVENT)
@@ -980,12 +980,12 @@ static mg_err_t mg_policy_load_steps(struct mg_policy_load *ld,
                 "max_ttl", MG_POLICY_T_SECONDS, 0, NULL, 1, MG_POLICY_TTL_MAX,
                 0, NULL};
         struct mg_policy_step steps[MG_POLICY_STEPS_MAX], *v;
-        char detail[512], item_where[96];
+        char detail[512], item_where[224];
         yaml_mark_t seen[2], item_mark;
         yaml_event_t ev;
         unsigned mask;
         mg_err_t err = MG_OK;
-        int cnt = 0, k;
+        int cnt = 0, k = 0;
 
         memset(&ev, 0, sizeof(ev));
         if (val->type != YAML_SEQUENCE_START_EVENT)
@@ -1144,7 +1144,7 @@ static mg_err_t mg_policy_load_days(struct mg_policy_load *ld,
         yaml_event_t item;
         mg_err_t err = MG_OK;
         unsigned mask = 0;
-        int d;
+        int d = 0;
 
         memset(&item, 0, sizeof(item));
         if (val->type != YAML_SEQUENCE_START_EVENT)
@@ -1191,12 +1191,12 @@ static mg_err_t mg_policy_load_windows(struct mg_policy_load *ld,
                                        struct mg_policy_windows *out) {
         static const char *const keys[] = {"scope", "days", "hours"};
         struct mg_policy_window wins[MG_POLICY_WINDOWS_MAX], *v, *w;
-        char detail[512], item_where[96], key_where[112];
+        char detail[512], item_where[224], key_where[256];
         yaml_mark_t seen[3], item_mark;
         yaml_event_t ev;
         unsigned mask;
         mg_err_t err = MG_OK;
-        int cnt = 0, k;
+        int cnt = 0, k = 0;
 
         memset(&ev, 0, sizeof(ev));
         if (val->type != YAML_SEQUENCE_START_EVENT)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1288,6 +1289,60 @@ static void test_reload_threads(void **state) {
         mg_policy_slot_destroy(&slot);
 }
 
+static double now_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Decision cost over the example policy: an allow without reasons, and a
+ * narrow with risk and policy reasons (the DESIGN.md example's shape).
+ * Printed; bounded only loosely (sanitizers). */
+static void test_timing(void **state) {
+        const char *src = getenv("MG_SOURCE_DIR");
+        static const char *const s[] = {"deploy:write", "secrets:read",
+                                        "deploy:read", NULL};
+        struct mg_policy *pol = NULL;
+        char path[1024];
+        double t0, t_allow, t_narrow;
+        int i, iters = 100000;
+
+        (void)state;
+        snprintf(path, sizeof(path), "%s/deploy/policy.yaml",
+                 src ? src : ".");
+        if (mg_policy_load_file(path, &pol, errbuf, sizeof(errbuf)))
+                fail_msg("%s", errbuf);
+        request("gh-actions", "api://deploy/prod",
+                (const char *const[]){"deploy:read", NULL}, 600);
+        req.grant_type = "token_exchange";
+        risk(3);
+        t0 = now_ns();
+        for (i = 0; i < iters; i++)
+                mg_policy_decide(pol, &req, &view, AT(0, 10, 0), &dec);
+        t_allow = (now_ns() - t0) / iters;
+        assert_int_equal(dec.outcome, MG_DECISION_ALLOW);
+        request("gh-actions", "api://deploy/prod", s, 3600);
+        req.grant_type = "token_exchange";
+        risk(27.5);
+        view.risk.reason_cnt = 1;
+        view.risk.reasons[0].signal = MG_SIG_NEW_SOURCE;
+        view.risk.reasons[0].points = 30;
+        snprintf(view.risk.reasons[0].detail,
+                 sizeof(view.risk.reasons[0].detail),
+                 "198.51.100.0/24 never seen");
+        t0 = now_ns();
+        for (i = 0; i < iters; i++)
+                mg_policy_decide(pol, &req, &view, AT(0, 10, 0), &dec);
+        t_narrow = (now_ns() - t0) / iters;
+        assert_int_equal(dec.outcome, MG_DECISION_NARROW);
+        print_message("decide: allow %.0f ns, narrow with %d reasons %.0f "
+                      "ns\n",
+                      t_allow, dec.reason_cnt, t_narrow);
+        assert_true(t_allow < 100000 && t_narrow < 100000);
+        mg_policy_unref(pol);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_load_example),
@@ -1311,6 +1366,7 @@ int main(void) {
                 cmocka_unit_test(test_reference),
                 cmocka_unit_test(test_refcount),
                 cmocka_unit_test(test_reload_threads),
+                cmocka_unit_test(test_timing),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
