@@ -169,7 +169,8 @@ static void au_put(struct au_w *w, const void *p, size_t n) {
         w->len += n;
 }
 
-#define AU_LIT(w, s) au_put((w), (s), sizeof(s) - 1)
+/* s must be a string literal (sizeof), never an expression. */
+#define AU_LIT(w, s) au_put((w), "" s, sizeof(s) - 1)
 
 /* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0
  * when it is not one: overlong forms, surrogates and code points above
@@ -1221,7 +1222,9 @@ static void au_line_write(struct au_w *w, const struct mg_audit_record *rec) {
         au_put_cstr(w, rec->level);
         AU_LIT(w, ",\"reasons\":[");
         for (i = 0; i < rec->reason_cnt; i++) {
-                AU_LIT(w, i ? ",{\"signal\":" : "{\"signal\":");
+                if (i)
+                        AU_LIT(w, ",");
+                AU_LIT(w, "{\"signal\":");
                 au_put_cstr(w, rec->reasons[i].signal);
                 AU_LIT(w, ",\"points\":");
                 au_put_double(w, au_unsigned_zero(rec->reasons[i].points));
@@ -1231,7 +1234,10 @@ static void au_line_write(struct au_w *w, const struct mg_audit_record *rec) {
         }
         AU_LIT(w, "],\"policy\":");
         au_put_cstr(w, rec->policy ? rec->policy : "");
-        AU_LIT(w, rec->degraded ? ",\"degraded\":true" : ",\"degraded\":false");
+        if (rec->degraded)
+                AU_LIT(w, ",\"degraded\":true");
+        else
+                AU_LIT(w, ",\"degraded\":false");
         AU_LIT(w, ",\"signature\":");
         au_put_cstr(w, rec->signature ? rec->signature : "");
         AU_LIT(w, ",\"prev_hash\":\"");
