@@ -662,7 +662,7 @@ struct mg_policy_load {
         size_t cap;                     /* paths/srcs allocated */
         const char **items;             /* scratch list, LIST_MAX entries */
         char *errstr;                   /* caller's error buffer */
-        size_t errstr_size;
+        size_t errstr_size;             /* its size */
 };
 
 /* Report an error at a 0-based libyaml mark. */
@@ -2229,6 +2229,7 @@ void mg_policy_decide(const struct mg_policy *pol,
         int64_t ttl, cap, day;
         double r = 0;
 
+        assert(pol && req && out);
         out->outcome = MG_DECISION_ALLOW;
         out->scope_cnt = 0;
         out->ttl = 0;
