@@ -393,18 +393,28 @@ static int au_b64url_dec(const char *s, unsigned char *out, size_t want) {
         return o == want && acc == 0 ? 0 : -1;
 }
 
-/* SHA-256 of the concatenation of two pieces (b may be empty). */
+/* SHA-256 of the concatenation of two pieces (b may be empty), with the
+ * caller's context and fetched digest when it has them (the writer hashes
+ * every line twice; an implicit fetch per call takes a lock). */
+static int au_sha256_ctx(EVP_MD_CTX *ctx, const EVP_MD *md, const void *a,
+                         size_t alen, const void *b, size_t blen,
+                         unsigned char out[32]) {
+        int ok = EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+                 EVP_DigestUpdate(ctx, a, alen) == 1 &&
+                 (!blen || EVP_DigestUpdate(ctx, b, blen) == 1) &&
+                 EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+
+        return ok ? 0 : -1;
+}
+
 static int au_sha256(const void *a, size_t alen, const void *b, size_t blen,
                      unsigned char out[32]) {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok;
+        int rc = ctx ? au_sha256_ctx(ctx, EVP_sha256(), a, alen, b, blen, out)
+                     : -1;
 
-        ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(ctx, a, alen) == 1 &&
-             (!blen || EVP_DigestUpdate(ctx, b, blen) == 1) &&
-             EVP_DigestFinal_ex(ctx, out, NULL) == 1;
         EVP_MD_CTX_free(ctx);
-        return ok ? 0 : -1;
+        return rc;
 }
 
 static const char au_genesis[65] =
@@ -1588,6 +1598,8 @@ struct mg_audit_log {
         /* The writer's own state, no lock needed. */
         char prev_hex[64];           /* SHA-256 of the last line written */
         char *wbuf;                  /* gathered lines, AU_WBUF_SIZE */
+        EVP_MD *sha256;              /* SHA-256, fetched once */
+        EVP_MD_CTX *mdctx;           /* reused for every line */
         int64_t last_sync_ms;        /* monotonic time of the last sync */
 };
 
@@ -1625,6 +1637,7 @@ static mg_err_t au_entry_new(struct mg_audit_log *log,
                              size_t errstr_size) {
         struct au_enc *enc = log->enc;
         struct au_w w = {NULL, 0, 0};
+        char small[4096];
         size_t key_max, avro_size = 0, sig_len = 0, off;
         struct au_entry *e = NULL;
         const char *sig;
@@ -1633,6 +1646,9 @@ static mg_err_t au_entry_new(struct mg_audit_log *log,
         int locked = 0, rc, i;
 
         *ep = NULL;
+        /* Typical lines fit the stack buffer: one pass, then a copy. */
+        w.buf = small;
+        w.size = sizeof(small);
         au_line_write(&w, rec);
         if (w.len > MG_AUDIT_LINE_MAX)
                 return mg_err_set(MG_ERR_TOOBIG, errstr, errstr_size,
@@ -1665,11 +1681,15 @@ static mg_err_t au_entry_new(struct mg_audit_log *log,
         memset(e, 0, sizeof(*e));
         e->line = e->data;
         e->line_len = w.len;
-        w.buf = e->line;
-        w.size = w.len;
-        w.len = 0;
-        au_line_write(&w, rec);
-        assert(w.len == e->line_len);
+        if (w.len <= sizeof(small)) {
+                memcpy(e->line, small, w.len);
+        } else {
+                w.buf = e->line;
+                w.size = w.len;
+                w.len = 0;
+                au_line_write(&w, rec);
+                assert(w.len == e->line_len);
+        }
         e->key = e->data + e->line_len + avro_size;
         au_utf8_fix(rec->identity, e->key);
         e->key_len = strlen(e->key);
@@ -1998,10 +2018,12 @@ static void au_chain(struct mg_audit_log *log, struct au_entry *e) {
         /* The hashed text is the line up to its hash member, closed by
          * '}': write the '}' over the ',' for the moment. */
         *member = '}';
-        rc = au_sha256(e->line, (size_t)(member + 1 - e->line), NULL, 0, h);
+        rc = au_sha256_ctx(log->mdctx, log->sha256, e->line,
+                           (size_t)(member + 1 - e->line), NULL, 0, h);
         *member = ',';
         au_hex(h, 32, hash);
-        rc |= au_sha256(e->line, e->line_len - 1, NULL, 0, h);
+        rc |= au_sha256_ctx(log->mdctx, log->sha256, e->line,
+                            e->line_len - 1, NULL, 0, h);
         au_hex(h, 32, log->prev_hex);
         /* SHA-256 does not fail short of a broken OpenSSL installation. */
         assert(rc == 0);
@@ -2500,8 +2522,11 @@ mg_err_t mg_audit_log_new(const struct mg_audit_conf *conf,
         log->conf.topic = au_strdup(conf->topic);
         log->conf.key_file = au_strdup(conf->key_file);
         log->wbuf = malloc(AU_WBUF_SIZE);
+        log->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+        log->mdctx = EVP_MD_CTX_new();
         if (!log->conf.log || !log->conf.fsync || !log->conf.when_full ||
-            !log->conf.topic || !log->conf.key_file || !log->wbuf) {
+            !log->conf.topic || !log->conf.key_file || !log->wbuf ||
+            !log->sha256 || !log->mdctx) {
                 err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
                                  "out of memory");
                 goto out;
@@ -2577,6 +2602,8 @@ void mg_audit_log_destroy(struct mg_audit_log *log) {
         if (log->fd >= 0)
                 close(log->fd);
         free(log->wbuf);
+        EVP_MD_CTX_free(log->mdctx);
+        EVP_MD_free(log->sha256);
         free(log->conf.log);
         free(log->conf.fsync);
         free(log->conf.when_full);
@@ -2744,18 +2771,16 @@ static int au_verify_line(const char *line, size_t len, char prev_hex[64],
                           int *signedp, char *problem, size_t psize) {
         unsigned char digest[32];
         const char *sig, *why;
+        char why_json[200];
         json_t *root = NULL;
         int rc = -1;
 
         *signedp = 0;
         if (au_line_hash_check(line, len, digest, problem, psize))
                 return -1;
-        if (!(root = au_parse_object(line, len, problem, psize))) {
-                /* keep the parser's words after "malformed: " */
-                char tmp[256];
-
-                snprintf(tmp, sizeof(tmp), "malformed: %s", problem);
-                snprintf(problem, psize, "%s", tmp);
+        if (!(root = au_parse_object(line, len, why_json,
+                                     sizeof(why_json)))) {
+                snprintf(problem, psize, "malformed: %s", why_json);
                 return -1;
         }
         if (au_check_members(root, problem, psize))
