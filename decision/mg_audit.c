@@ -2140,8 +2140,9 @@ static void *au_writer_main(void *arg) {
                 if (log->stopping)
                         break;
                 wait_ms = -1;
-                if (log->fsync == AU_FSYNC_INTERVAL &&
+                if (log->fsync == AU_FSYNC_INTERVAL && !log->st.failed &&
                     log->st.written_seq > log->st.synced_seq)
+                        /* > 0: sync_due would have been set otherwise */
                         wait_ms = log->last_sync_ms +
                                   log->conf.fsync_interval_ms - now;
                 if (log->rk && log->st.kafka_in_flight > 0 &&
