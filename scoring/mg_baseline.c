@@ -653,14 +653,21 @@ struct mg_bl_ctx {
         const struct mg_event *ev;          /* event being applied */
         int64_t te;           /* effective time of the event */
         uint64_t act_before;  /* activity events applied before it */
+        uint64_t auth_before; /* authentications applied before it */
         struct mg_bl_fired fired;
 };
 
 /* 1 if signal sig is past its warm-up. */
+/* scope_expansion judges grants, so it counts authentications: usage and
+ * auth events come from different topics and partitions, with no order
+ * between them, and forty usage events must not arm it before the first
+ * grant has been seen. The others count all activity. */
 static int mg_bl_armed(const struct mg_bl_ctx *ctx, enum mg_signal sig) {
         int64_t warmup = ctx->conf->sig[sig].warmup;
+        uint64_t seen = sig == MG_SIG_SCOPE_EXPANSION ? ctx->auth_before
+                                                      : ctx->act_before;
 
-        return warmup <= 0 || ctx->act_before >= (uint64_t)warmup;
+        return warmup <= 0 || seen >= (uint64_t)warmup;
 }
 
 __attribute__((format(printf, 4, 5))) static void
@@ -1169,6 +1176,7 @@ mg_err_t mg_baseline_apply(struct mg_baseline *bl,
         ctx.ev = ev;
         ctx.te = ev->ts_ms > bl->newest_ms ? ev->ts_ms : bl->newest_ms;
         ctx.act_before = bl->ev_cnt[MG_EVENT_AUTH] + bl->ev_cnt[MG_EVENT_USAGE];
+        ctx.auth_before = bl->ev_cnt[MG_EVENT_AUTH];
 
         /* Bring the risk to the event's time. */
         f = mg_bl_decay(ctx.te - bl->newest_ms, conf->risk_half_life_ms);

@@ -563,11 +563,40 @@ static void test_auth_failures_quiet(void **state) {
                 assert_int_equal(fail_auth(t + i * 80000), 0);
 }
 
+/* Regression: usage and auth events arrive through different topics with
+ * no order between them. Forty uses of a scope before the identity's first
+ * authentication armed scope_expansion, which then fired on that first
+ * grant. It counts authentications now. */
+static void test_scope_expansion_armed_by_auths(void **state) {
+        int64_t t = T0 + 9 * HOUR_MS;
+        int i;
+
+        (void)state;
+        for (i = 0; i < 40; i++)
+                assert_int_equal(apply(&(struct spec){.type = MG_EVENT_USAGE,
+                                                      .ts = t + i * MIN_MS,
+                                                      .resource = "api://deploy",
+                                                      .ip = "192.0.2.10",
+                                                      .scope = "deploy:write"}) &
+                                         BIT(MG_SIG_SCOPE_EXPANSION),
+                                 0);
+        assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                              .ts = t - MIN_MS,
+                                              .client = "client-a",
+                                              .ip = "192.0.2.10",
+                                              .scopes = {"deploy:read",
+                                                         "deploy:write"},
+                                              .scope_cnt = 2}) &
+                                 BIT(MG_SIG_SCOPE_EXPANSION),
+                         0);
+}
+
 static void test_scope_expansion(void **state) {
         int64_t t;
 
         (void)state;
-        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        /* 60 events hold 20 authentications: scope_expansion armed. */
+        t = normal(T0 + 9 * HOUR_MS, 60, MIN_MS);
         assert_int_equal(apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
                                               .client = "client-a",
                                               .ip = "192.0.2.10",
@@ -849,7 +878,7 @@ static void test_risk_reasons(void **state) {
         int64_t t;
 
         (void)state;
-        t = normal(T0 + 9 * HOUR_MS, 30, MIN_MS);
+        t = normal(T0 + 9 * HOUR_MS, 60, MIN_MS);
         /* Six signals at once: five reasons, largest first. */
         signal_ev(t, MG_SIGNAL_SECRET_EXPOSED, 10);        /* 6 */
         signal_ev(t, MG_SIGNAL_CREDENTIAL_COMPROMISE, 10); /* 8 */
@@ -1501,7 +1530,7 @@ struct cmp_stats {
 static void naive_eval(const struct mg_scoring_conf *c, int n,
                        unsigned *undecided) {
         struct nev *e = &nv[n];
-        int64_t act_before = 0, te = e->te;
+        int64_t act_before = 0, auth_before = 0, te = e->te;
         int i, j, first_act = -1, last_act = -1;
 
         e->fired = 0;
@@ -1511,6 +1540,8 @@ static void naive_eval(const struct mg_scoring_conf *c, int n,
                 if (!is_act(&nv[i]))
                         continue;
                 act_before++;
+                if (nv[i].type == MG_EVENT_AUTH)
+                        auth_before++;
                 if (first_act < 0)
                         first_act = i;
                 last_act = i;
@@ -1683,7 +1714,7 @@ static void naive_eval(const struct mg_scoring_conf *c, int n,
                 return;
 
         /* scope_expansion */
-        if (ARMED(MG_SIG_SCOPE_EXPANSION)) {
+        if (auth_before >= c->sig[MG_SIG_SCOPE_EXPANSION].warmup) {
                 int known = clamp_known(
                         c->sig[MG_SIG_SCOPE_EXPANSION].threshold, K_SCOPES);
 
@@ -2179,6 +2210,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_auth_failures_quiet,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_scope_expansion_armed_by_auths, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_scope_expansion, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_new_resource, setup,
