@@ -102,6 +102,21 @@ int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
             (err = mg_conf_add_section(cc->conf, "Scoring worker",
                                        mg_worker_conf_props,
                                        mg_worker_conf_prop_cnt, &cc->worker,
+                                       errstr, sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Decision service",
+                                       mg_service_conf_props,
+                                       mg_service_conf_prop_cnt, &cc->service,
+                                       errstr, sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Decision service: live risk",
+                                       mg_riskcache_conf_props,
+                                       mg_riskcache_conf_prop_cnt, &cc->risk,
+                                       errstr, sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Decision service: network",
+                                       mg_server_conf_props,
+                                       mg_server_conf_prop_cnt, &cc->server,
+                                       errstr, sizeof(errstr))) ||
+            (err = mg_conf_add_section(cc->conf, "Audit", mg_audit_conf_props,
+                                       mg_audit_conf_prop_cnt, &cc->audit,
                                        errstr, sizeof(errstr))))
                 goto fail;
         if (common->config_path &&

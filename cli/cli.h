@@ -14,6 +14,8 @@
 #include "mg_config.h"
 #include "mg_ingest.h"
 #include "mg_scorer.h"
+#include "mg_server.h"
+#include "mg_service.h"
 #include "mg_store.h"
 
 /* Exit statuses (DESIGN.md "The mintgate command"). */
@@ -34,6 +36,10 @@ struct cli_conf {
         struct mg_scoring_conf scoring;  /* scoring.* */
         struct mg_redis_conf redis;      /* redis.* */
         struct mg_worker_conf worker;    /* worker.* */
+        struct mg_server_conf server;    /* serve.* */
+        struct mg_service_conf service;  /* decision.policy, ... */
+        struct mg_riskcache_conf risk;   /* decision.risk_*, ... */
+        struct mg_audit_conf audit;      /* audit.* */
 };
 
 /* Options every subcommand accepts (parsed by cli_common_opt()). */
@@ -145,6 +151,10 @@ int cmd_ingest_main(int argc, char **argv);
 int cmd_dev_main(int argc, char **argv);
 int cmd_config_main(int argc, char **argv);
 int cmd_score_main(int argc, char **argv);
+int cmd_serve_main(int argc, char **argv);
+int cmd_query_main(int argc, char **argv);
+int cmd_policy_main(int argc, char **argv);
+int cmd_audit_main(int argc, char **argv);
 int cmd_baseline_main(int argc, char **argv);
 
 #endif /* MG_CLI_H */

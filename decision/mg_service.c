@@ -1,0 +1,418 @@
+/*
+ * mg_service.c — one request through the decision service (see
+ * mg_service.h).
+ *
+ * Per worker thread: a risk-cache connection for misses, one request and
+ * one decision struct, and the output buffers — nothing is allocated per
+ * request here. Counters are relaxed atomics read by /metrics.
+ *
+ * The risk in a response is rounded to 0.01 before anything else, so the
+ * response, its signature (which covers "%.2f") and the audit record carry
+ * the same number.
+ */
+#include "mg_service.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mg_log.h"
+#include "mg_policy.h"
+#include "mg_proto.h"
+
+#define SVC_OFF(field) offsetof(struct mg_service_conf, field)
+
+const struct mg_conf_prop mg_service_conf_props[] = {
+        {"decision.policy", MG_CONF_STR, SVC_OFF(policy), "policy.yaml", 1,
+         4096, 1,
+         "Policy file (see deploy/policy.yaml). Reloaded on SIGHUP and when "
+         "it changes; a broken file is refused and the old policy serves "
+         "on."},
+        {"decision.policy_poll", MG_CONF_MS, SVC_OFF(policy_poll_ms), "1s",
+         100, 3600000, 1, "How often the policy file is checked for edits."},
+        {"decision.audit_wait", MG_CONF_MS, SVC_OFF(audit_wait_ms), "5s", 1,
+         60000, 0,
+         "With audit.fsync=always: longest wait for a decision's record to "
+         "be durable before the request gets an error instead."},
+};
+const size_t mg_service_conf_prop_cnt =
+        sizeof(mg_service_conf_props) / sizeof(*mg_service_conf_props);
+
+struct mg_service {
+        struct mg_service_opts opts;      /* not owned */
+        struct mg_policy_slot slot;       /* the current policy */
+        struct stat policy_st;            /* file as last loaded */
+        struct mg_riskcache *rc;          /* live risk */
+        struct mg_audit_log *audit;       /* audit log (+ Kafka) */
+        struct mg_audit_signer *signer;   /* or NULL: unsigned */
+        int fsync_always;                 /* wait for durability */
+        /* Counters. */
+        atomic_uint_fast64_t by_outcome[MG_DECISION__CNT];
+        atomic_uint_fast64_t degraded;    /* decided without fresh risk */
+        atomic_uint_fast64_t bad_requests;
+        atomic_uint_fast64_t overloaded;  /* audit queue full (deny) */
+        atomic_uint_fast64_t internal;    /* could not audit or sign */
+        atomic_uint_fast64_t reloads, reload_errors;
+};
+
+/* A worker thread's state. */
+struct svc_thread {
+        struct mg_riskcache_conn *conn;   /* Redis for misses */
+        struct mg_decide_req req;         /* the request */
+        struct mg_decision d;             /* its decision */
+        char sig[256];                    /* signature text */
+        char out[MG_PROTO_OUT_MAX];       /* response line */
+};
+
+static void *svc_thread_init(void *opaque) {
+        struct mg_service *svc = opaque;
+        struct svc_thread *t = calloc(1, sizeof(*t));
+
+        if (t && !(t->conn = mg_riskcache_conn_new(svc->rc))) {
+                free(t);
+                t = NULL;
+        }
+        if (!t)
+                mg_log_error("service", "out of memory for a worker");
+        return t;
+}
+
+static void svc_thread_fini(void *opaque, void *ctx) {
+        struct svc_thread *t = ctx;
+
+        if (!t)
+                return;
+        mg_riskcache_conn_destroy(t->conn);
+        free(t);
+}
+
+static void svc_error(void *opaque, const char *code, const char *message,
+                      struct evbuffer *out) {
+        char buf[1024];
+        size_t n = 0;
+
+        if (mg_proto_format_error(NULL, code, message, buf, sizeof(buf), &n))
+                n = (size_t)snprintf(buf, sizeof(buf),
+                                     "{\"id\":null,\"error\":{\"code\":"
+                                     "\"internal\",\"message\":\"error "
+                                     "too long\"}}");
+        evbuffer_add(out, buf, n);
+        evbuffer_add(out, "\n", 1);
+}
+
+/* Answer req with an error object. */
+static void svc_reply_error(struct svc_thread *t, const char *code,
+                            const char *message, struct evbuffer *out) {
+        size_t n = 0;
+
+        if (mg_proto_format_error(&t->req, code, message, t->out,
+                                  sizeof(t->out), &n) == MG_OK) {
+                evbuffer_add(out, t->out, n);
+                evbuffer_add(out, "\n", 1);
+        } else {
+                svc_error(NULL, code, message, out);
+        }
+}
+
+/* Append the decision to the audit log; MG_OK once it is in (and durable
+ * when audit.fsync=always). */
+static mg_err_t svc_audit(struct mg_service *svc, struct svc_thread *t,
+                          int64_t now_ms, char *errstr, size_t errstr_size) {
+        struct mg_audit_reason reasons[MG_DECISION_REASONS_MAX];
+        struct mg_audit_record rec;
+        const struct mg_decision *d = &t->d;
+        uint64_t seq = 0;
+        mg_err_t err;
+        int i;
+
+        memset(&rec, 0, sizeof(rec));
+        for (i = 0; i < d->reason_cnt; i++) {
+                reasons[i].signal = d->reasons[i].signal;
+                reasons[i].points = d->reasons[i].points;
+                reasons[i].detail = d->reasons[i].detail;
+        }
+        rec.decision_id = d->decision_id;
+        rec.ts_ms = now_ms;
+        rec.request_id = t->req.id;
+        rec.identity = t->req.identity;
+        rec.client_id = t->req.client_id;
+        rec.resource = t->req.resource;
+        rec.grant_type = t->req.grant_type;
+        rec.requested_scopes = t->req.scopes;
+        rec.requested_scope_cnt = t->req.scope_cnt;
+        rec.requested_ttl = t->req.ttl;
+        rec.decision = mg_outcome_names[d->outcome];
+        rec.scopes = d->scopes;
+        rec.scope_cnt = d->scope_cnt;
+        rec.ttl = d->ttl;
+        rec.risk = d->risk;
+        rec.level = mg_risk_level_names[d->level];
+        rec.reasons = reasons;
+        rec.reason_cnt = d->reason_cnt;
+        rec.policy = d->policy;
+        rec.degraded = d->degraded;
+        rec.signature = svc->signer ? t->sig : NULL;
+        err = mg_audit_log_append(svc->audit, &rec, &seq, errstr,
+                                  errstr_size);
+        if (!err && svc->fsync_always)
+                err = mg_audit_log_wait(svc->audit, seq,
+                                        (int)svc->opts.conf->audit_wait_ms,
+                                        errstr, errstr_size);
+        return err;
+}
+
+static void svc_request(void *opaque, void *ctx, const char *line, size_t len,
+                        struct evbuffer *out) {
+        struct mg_service *svc = opaque;
+        struct svc_thread *t = ctx;
+        struct mg_risk_view view;
+        struct mg_policy *pol;
+        char code[32], errstr[512];
+        int64_t now_ms = mg_time_now_ms();
+        size_t n = 0;
+        mg_err_t err;
+
+        if (!t) {
+                svc_error(opaque, MG_PROTO_ERR_INTERNAL, "worker not ready",
+                          out);
+                return;
+        }
+        if (mg_proto_parse_request(&t->req, line, len, code, sizeof(code),
+                                   errstr, sizeof(errstr))) {
+                atomic_fetch_add_explicit(&svc->bad_requests, 1,
+                                          memory_order_relaxed);
+                svc_reply_error(t, code, errstr, out);
+                return;
+        }
+        mg_riskcache_get(svc->rc, t->conn, t->req.identity, now_ms, &view);
+        if (!(pol = mg_policy_slot_get(&svc->slot))) {
+                svc_reply_error(t, MG_PROTO_ERR_INTERNAL, "no policy loaded",
+                                out);
+                return;
+        }
+        mg_policy_decide(pol, &t->req, &view, now_ms, &t->d);
+        mg_policy_unref(pol);
+        t->d.risk = round(t->d.risk * 100.0) / 100.0;
+        if (mg_audit_decision_id(t->d.decision_id))
+                goto internal;
+
+        /* Sign the response as it will be sent, then send it signed. */
+        if (mg_proto_format_response(&t->req, &t->d, NULL, t->out,
+                                     sizeof(t->out), &n))
+                goto internal;
+        if (svc->signer &&
+            (mg_audit_sign_response(svc->signer, t->out, n, t->sig,
+                                    sizeof(t->sig)) ||
+             mg_proto_format_response(&t->req, &t->d, t->sig, t->out,
+                                      sizeof(t->out), &n)))
+                goto internal;
+
+        /* No answer without its audit record. */
+        err = svc_audit(svc, t, now_ms, errstr, sizeof(errstr));
+        if (err == MG_ERR_RETRY) {
+                atomic_fetch_add_explicit(&svc->overloaded, 1,
+                                          memory_order_relaxed);
+                svc_reply_error(t, MG_PROTO_ERR_OVERLOADED,
+                                "audit log cannot keep up; retry", out);
+                return;
+        }
+        if (err) {
+                mg_log_error("service", "audit: %s", errstr);
+                goto internal;
+        }
+        atomic_fetch_add_explicit(&svc->by_outcome[t->d.outcome], 1,
+                                  memory_order_relaxed);
+        if (t->d.degraded)
+                atomic_fetch_add_explicit(&svc->degraded, 1,
+                                          memory_order_relaxed);
+        evbuffer_add(out, t->out, n);
+        evbuffer_add(out, "\n", 1);
+        return;
+internal:
+        atomic_fetch_add_explicit(&svc->internal, 1, memory_order_relaxed);
+        svc_reply_error(t, MG_PROTO_ERR_INTERNAL,
+                        "the decision could not be signed or audited", out);
+}
+
+static void svc_metrics(void *opaque, struct evbuffer *out) {
+        struct mg_service *svc = opaque;
+        struct mg_riskcache_stats rs;
+        struct mg_audit_stats as;
+        int i;
+
+        mg_riskcache_stats_get(svc->rc, &rs);
+        mg_audit_log_stats(svc->audit, &as);
+        evbuffer_add_printf(out, "# TYPE mintgate_decisions_total counter\n");
+        for (i = 0; i < MG_DECISION__CNT; i++)
+                evbuffer_add_printf(out,
+                                    "mintgate_decisions_total{decision=\"%s\""
+                                    "} %" PRIu64 "\n",
+                                    mg_outcome_names[i],
+                                    atomic_load(&svc->by_outcome[i]));
+        evbuffer_add_printf(
+                out,
+                "# TYPE mintgate_decisions_degraded_total counter\n"
+                "mintgate_decisions_degraded_total %" PRIu64 "\n"
+                "# TYPE mintgate_request_errors_total counter\n"
+                "mintgate_request_errors_total{code=\"bad_request\"} %" PRIu64
+                "\n"
+                "mintgate_request_errors_total{code=\"overloaded\"} %" PRIu64
+                "\n"
+                "mintgate_request_errors_total{code=\"internal\"} %" PRIu64
+                "\n"
+                "# TYPE mintgate_risk_cache_identities gauge\n"
+                "mintgate_risk_cache_identities %" PRIu64 "\n"
+                "# TYPE mintgate_risk_cache_bytes gauge\n"
+                "mintgate_risk_cache_bytes %" PRIu64 "\n"
+                "# TYPE mintgate_risk_cache_lookups_total counter\n"
+                "mintgate_risk_cache_lookups_total{result=\"hit\"} %" PRIu64
+                "\n"
+                "mintgate_risk_cache_lookups_total{result=\"miss\"} %" PRIu64
+                "\n"
+                "# TYPE mintgate_risk_updates_total counter\n"
+                "mintgate_risk_updates_total %" PRIu64 "\n"
+                "# TYPE mintgate_risk_channel_up gauge\n"
+                "mintgate_risk_channel_up %d\n"
+                "# TYPE mintgate_audit_backlog gauge\n"
+                "mintgate_audit_backlog %" PRIu64 "\n"
+                "# TYPE mintgate_audit_records_total counter\n"
+                "mintgate_audit_records_total{state=\"written\"} %" PRIu64 "\n"
+                "mintgate_audit_records_total{state=\"refused\"} %" PRIu64 "\n"
+                "mintgate_audit_records_total{state=\"kafka_delivered\"} %"
+                PRIu64 "\n"
+                "mintgate_audit_records_total{state=\"kafka_failed\"} %" PRIu64
+                "\n"
+                "# TYPE mintgate_policy_reloads_total counter\n"
+                "mintgate_policy_reloads_total{result=\"ok\"} %" PRIu64 "\n"
+                "mintgate_policy_reloads_total{result=\"error\"} %" PRIu64
+                "\n",
+                atomic_load(&svc->degraded), atomic_load(&svc->bad_requests),
+                atomic_load(&svc->overloaded), atomic_load(&svc->internal),
+                rs.entries, rs.bytes, rs.hits, rs.misses, rs.updates,
+                rs.subscribed, as.backlog, as.written, as.refused,
+                as.kafka_delivered, as.kafka_failed,
+                atomic_load(&svc->reloads), atomic_load(&svc->reload_errors));
+}
+
+static int svc_health(void *opaque, struct evbuffer *out) {
+        struct mg_service *svc = opaque;
+        struct mg_riskcache_stats rs;
+        struct mg_audit_stats as;
+        struct mg_policy *pol = mg_policy_slot_get(&svc->slot);
+        int ok = pol && 1;
+
+        mg_riskcache_stats_get(svc->rc, &rs);
+        mg_audit_log_stats(svc->audit, &as);
+        ok = ok && !as.failed;
+        evbuffer_add_printf(out,
+                            "{\"status\":\"%s\",\"policy\":%s,"
+                            "\"risk_channel\":%s,\"audit_backlog\":%" PRIu64
+                            ",\"audit_failed\":%s}\n",
+                            ok ? "ok" : "failing", pol ? "true" : "false",
+                            rs.subscribed ? "true" : "false", as.backlog,
+                            as.failed ? "true" : "false");
+        if (pol)
+                mg_policy_unref(pol);
+        return ok;
+}
+
+void mg_service_handler(struct mg_service *svc, struct mg_server_handler *h) {
+        memset(h, 0, sizeof(*h));
+        h->request_cb = svc_request;
+        h->error_cb = svc_error;
+        h->thread_init_cb = svc_thread_init;
+        h->thread_fini_cb = svc_thread_fini;
+        h->metrics_cb = svc_metrics;
+        h->health_cb = svc_health;
+        h->opaque = svc;
+}
+
+mg_err_t mg_service_reload(struct mg_service *svc, char *errstr,
+                           size_t errstr_size) {
+        struct mg_policy *pol;
+        struct stat st;
+        mg_err_t err;
+
+        if (stat(svc->opts.conf->policy, &st) != 0)
+                memset(&st, 0, sizeof(st));
+        err = mg_policy_load_file(svc->opts.conf->policy, &pol, errstr,
+                                  errstr_size);
+        /* Remember the file either way: a broken edit is reported once,
+         * not at every poll. */
+        svc->policy_st = st;
+        if (err) {
+                atomic_fetch_add(&svc->reload_errors, 1);
+                return err;
+        }
+        mg_policy_slot_set(&svc->slot, pol);
+        mg_policy_unref(pol); /* the slot holds its own reference */
+        atomic_fetch_add(&svc->reloads, 1);
+        return MG_OK;
+}
+
+mg_err_t mg_service_reload_if_changed(struct mg_service *svc, char *errstr,
+                                      size_t errstr_size) {
+        struct stat st;
+
+        if (stat(svc->opts.conf->policy, &st) != 0)
+                return MG_OK; /* mid-rename: next poll */
+        if (st.st_ino == svc->policy_st.st_ino &&
+            st.st_size == svc->policy_st.st_size &&
+            st.st_mtim.tv_sec == svc->policy_st.st_mtim.tv_sec &&
+            st.st_mtim.tv_nsec == svc->policy_st.st_mtim.tv_nsec)
+                return MG_OK;
+        return mg_service_reload(svc, errstr, errstr_size);
+}
+
+mg_err_t mg_service_new(const struct mg_service_opts *opts,
+                        struct mg_service **svcp, char *errstr,
+                        size_t errstr_size) {
+        struct mg_service *svc = calloc(1, sizeof(*svc));
+        mg_err_t err;
+
+        *svcp = NULL;
+        if (!svc)
+                return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                  "out of memory");
+        svc->opts = *opts;
+        mg_policy_slot_init(&svc->slot, NULL);
+        if ((err = mg_service_reload(svc, errstr, errstr_size)) ||
+            (err = mg_audit_conf_validate(opts->audit, errstr,
+                                          errstr_size)))
+                goto fail;
+        if (opts->audit->key_file && *opts->audit->key_file &&
+            (err = mg_audit_signer_new_file(opts->audit->key_file,
+                                            &svc->signer, errstr,
+                                            errstr_size)))
+                goto fail;
+        svc->fsync_always = !strcmp(opts->audit->fsync, "always");
+        if ((err = mg_audit_log_new(opts->audit, opts->audit_opts,
+                                    &svc->audit, errstr, errstr_size)) ||
+            (err = mg_riskcache_new(opts->risk, opts->redis, &svc->rc, errstr,
+                                    errstr_size)))
+                goto fail;
+        *svcp = svc;
+        return MG_OK;
+fail:
+        mg_service_destroy(svc);
+        return err;
+}
+
+mg_err_t mg_service_flush(struct mg_service *svc, int timeout_ms,
+                          char *errstr, size_t errstr_size) {
+        return mg_audit_log_flush(svc->audit, timeout_ms, errstr, errstr_size);
+}
+
+void mg_service_destroy(struct mg_service *svc) {
+        if (!svc)
+                return;
+        mg_riskcache_destroy(svc->rc);
+        mg_audit_log_destroy(svc->audit);
+        mg_audit_signer_destroy(svc->signer);
+        mg_policy_slot_destroy(&svc->slot);
+        free(svc);
+}
