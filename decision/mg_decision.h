@@ -43,8 +43,10 @@ struct mg_decide_req {
 
 /* The live risk a decision is taken with. */
 struct mg_risk_view {
-        int known;          /* a risk record was found for the identity */
-        int fresh;          /* ... and it is within the staleness bound */
+        int known;          /* a risk record exists for the identity */
+        int fresh;          /* what we know is current: the record is within
+                             * the staleness bound, or it is certain there
+                             * is none (risk 0). Not fresh: degraded mode */
         struct mg_risk risk; /* valid when known */
         /* Optional oracle: 1 if the identity was granted scope but has not
          * used it for scoring.scope_unused_after (mg_baseline_scope_unused

@@ -2239,7 +2239,9 @@ void mg_policy_decide(const struct mg_policy *pol,
         /* A risk that is not a number would compare false against every
          * threshold and allow everything: treat it as missing. */
         known = view && view->known && isfinite(view->risk.score);
-        fresh = known && view->fresh;
+        /* Fresh with no record is a fact: scoring has no risk for the
+         * identity, which is risk 0, not a failure. */
+        fresh = view && view->fresh && (known || !view->known);
         out->risk = !known                    ? 0
                     : view->risk.score < 0    ? 0
                     : view->risk.score > 100  ? 100
@@ -2304,6 +2306,9 @@ void mg_policy_decide(const struct mg_policy *pol,
                 const char *why = !view || !view->known ? "missing"
                                   : !known              ? "not a number"
                                                         : "stale";
+
+                /* An unread record (Redis down) shows as not known and not
+                 * fresh: "missing". */
 
                 switch (path->degraded) {
                 case MG_POLICY_FAIL_OPEN:

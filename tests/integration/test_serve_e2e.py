@@ -23,6 +23,7 @@ Usage: test_serve_e2e.py /path/to/mintgate
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -130,7 +131,7 @@ class Conn:
 def request(rid, scopes=("deploy:read", "deploy:write"), ip="203.0.113.7"):
     return {"id": rid, "identity": IDENT, "client_id": "gh-actions",
             "resource": "api://deploy", "scopes": list(scopes),
-            "grant_type": "client_credentials", "ttl": 3600,
+            "grant_type": "client_credentials", "ttl": 900,
             "context": {"source_ip": ip}}
 
 
@@ -168,6 +169,7 @@ def main():
     key = os.path.join(tmp, "hmac.key")
     with open(key, "wb") as fp:
         fp.write(os.urandom(32))
+    os.chmod(key, 0o600)
     audit_log = os.path.join(tmp, "audit.log")
     broker = subprocess.Popen([MINTGATE, "broker", "--port", "0"],
                               stdout=subprocess.PIPE, text=True)
@@ -399,7 +401,8 @@ def main():
                        capture_output=True, text=True)
     check(p.returncode == 0 and p.stdout.count(": ok") == n_decisions,
           "all %d response signatures verify" % n_decisions)
-    forged = responses[0].replace('"allow"', '"deny"', 1)
+    forged = re.sub(r'"ttl":\d+', '"ttl":86400', responses[0], count=1)
+    check(forged != responses[0], "the forgery changed the response")
     p = subprocess.run([MINTGATE, "audit", "verify-decision", "--key", key],
                        input=forged + "\n", capture_output=True, text=True)
     check(p.returncode == 1, "a forged response fails verification")

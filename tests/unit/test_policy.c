@@ -1008,6 +1008,14 @@ static void test_degraded(void **state) {
         assert_reason("degraded", "risk is missing: policy fails closed");
         assert_true(dec.risk == 0);
         assert_int_equal(dec.level, MG_RISK_LOW);
+        /* Certainly no record (scoring has no risk for the identity): risk
+         * 0, not degraded. */
+        view.fresh = 1;
+        decide(pol, MON);
+        assert_int_equal(dec.outcome, MG_DECISION_ALLOW);
+        assert_false(dec.degraded);
+        assert_true(dec.risk == 0);
+        memset(&view, 0, sizeof(view));
         risk(90);
         view.fresh = 0;
         decide(pol, MON);
