@@ -145,6 +145,14 @@ void cli_score_sink_init(struct cli_score_sink *ss,
                          struct mg_ingest_sink *sink);
 void cli_score_sink_free(struct cli_score_sink *ss);
 
+/* Decision client pieces (cmd_query.c), shared with dev. Connect to
+ * host:port: a socket, -1 when it cannot connect, -2 for a bad address. */
+int cli_query_connect(const char *addr);
+/* Send len bytes of request lines on fd, pipelined, and write the first
+ * want answer lines to out; *errors counts error objects. 0 or -1. */
+int cli_query_exchange(int fd, const char *buf, size_t len, size_t want,
+                       FILE *out, size_t *errors);
+
 int cmd_broker_main(int argc, char **argv);
 int cmd_produce_main(int argc, char **argv);
 int cmd_ingest_main(int argc, char **argv);

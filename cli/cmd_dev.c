@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -312,6 +313,174 @@ static void dev_print_risk(const struct cli_conf *cc) {
         }
 }
 
+/* The demo's policy: one path per demo identity's client. */
+static const char dev_policy[] =
+        "version: 1\n"
+        "defaults:\n"
+        "  thresholds: {narrow: 25, step_up: 50, deny: 80}\n"
+        "  max_ttl: 1h\n"
+        "  degraded: fail_closed\n"
+        "policies:\n"
+        "  - name: ci-deploy\n"
+        "    client: \"gh-actions\"\n"
+        "    resource: \"api://deploy\"\n"
+        "    allowed_scopes: [\"deploy:read\", \"deploy:write\"]\n"
+        "    high_impact_scopes: [\"deploy:write\"]\n"
+        "    max_ttl: 30m\n"
+        "  - name: billing\n"
+        "    client: \"billing\"\n"
+        "    resource: \"api://ledger\"\n"
+        "    allowed_scopes: [\"ledger:read\"]\n"
+        "    max_ttl: 1h\n"
+        "  - name: support-agent\n"
+        "    client: \"copilot-gw\"\n"
+        "    resource: \"api://tickets\"\n"
+        "    allowed_scopes: [\"tickets:read\", \"tickets:write\"]\n"
+        "    high_impact_scopes: [\"tickets:write\"]\n"
+        "    max_ttl: 10m\n";
+
+/* The demo's issuance requests, one per demo identity; the copilot asks
+ * for a scope its policy does not allow. */
+static const char dev_requests[] =
+        "{\"id\":\"demo-1\",\"identity\":\"spiffe://corp/ci/deployer\","
+        "\"client_id\":\"gh-actions\",\"resource\":\"api://deploy\","
+        "\"scopes\":[\"deploy:write\"],\"grant_type\":"
+        "\"client_credentials\",\"ttl\":900,\"context\":{\"source_ip\":"
+        "\"203.0.113.7\"}}\n"
+        "{\"id\":\"demo-2\",\"identity\":\"svc-billing-sync\","
+        "\"client_id\":\"billing\",\"resource\":\"api://ledger\","
+        "\"scopes\":[\"ledger:read\"],\"grant_type\":"
+        "\"client_credentials\",\"ttl\":3600}\n"
+        "{\"id\":\"demo-3\",\"identity\":\"agent://support-copilot\","
+        "\"client_id\":\"copilot-gw\",\"resource\":\"api://tickets\","
+        "\"scopes\":[\"tickets:write\",\"admin:all\"],\"grant_type\":"
+        "\"client_credentials\",\"ttl\":3600}\n";
+
+/* Scoring in the background once the demo is shown (interactive). */
+struct dev_ingest_thread {
+        struct mg_ingest *ing;           /* the demo's ingest + scorer */
+        struct mg_ingest_run_opts opts;  /* until stopped */
+};
+
+static void *dev_ingest_main(void *arg) {
+        struct dev_ingest_thread *it = arg;
+        char errstr[256];
+
+        if (mg_ingest_run(it->ing, &it->opts, errstr, sizeof(errstr)))
+                fprintf(stderr, "mintgate dev: ingest: %s\n", errstr);
+        return NULL;
+}
+
+struct dev_serve {
+        struct mg_service *svc;   /* decision logic */
+        struct mg_server *srv;    /* transport */
+        pthread_t thread;         /* runs srv */
+        int running;
+};
+
+static void *dev_serve_main(void *arg) {
+        struct dev_serve *ds = arg;
+        char errstr[128];
+
+        mg_server_run(ds->srv, errstr, sizeof(errstr));
+        return NULL;
+}
+
+/* Start the decision service on a free port with the demo policy, ask it
+ * the demo requests and print the answers. */
+static int dev_decide(struct cli_conf *cc, const char *dir,
+                      struct dev_serve *ds) {
+        struct mg_audit_log_opts aopts;
+        struct mg_service_opts sopts;
+        struct mg_server_handler handler;
+        char path[128], audit[128], errstr[512];
+        size_t errors = 0;
+        FILE *fp;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/policy.yaml", dir);
+        snprintf(audit, sizeof(audit), "%s/audit.log", dir);
+        if (!(fp = fopen(path, "w")) || fputs(dev_policy, fp) < 0 ||
+            fclose(fp) != 0) {
+                fprintf(stderr, "mintgate dev: cannot write %s\n", path);
+                return -1;
+        }
+        memset(&aopts, 0, sizeof(aopts));
+        aopts.brokers = NULL;
+        aopts.kafka = &cc->ingest.kafka;
+        {
+                size_t i;
+
+                for (i = 0; i < cc->ingest.kafka.cnt; i++)
+                        if (!strcmp(cc->ingest.kafka.keys[i],
+                                    "bootstrap.servers"))
+                                aopts.brokers = cc->ingest.kafka.values[i];
+        }
+        if (mg_conf_set(cc->conf, "decision.policy", path, errstr,
+                        sizeof(errstr)) ||
+            mg_conf_set(cc->conf, "audit.log", audit, errstr,
+                        sizeof(errstr)) ||
+            mg_conf_set(cc->conf, "serve.listen", "127.0.0.1:0", errstr,
+                        sizeof(errstr)) ||
+            mg_conf_set(cc->conf, "serve.http_listen", "127.0.0.1:0", errstr,
+                        sizeof(errstr))) {
+                fprintf(stderr, "mintgate dev: %s\n", errstr);
+                return -1;
+        }
+        sopts.conf = &cc->service;
+        sopts.risk = &cc->risk;
+        sopts.redis = &cc->redis;
+        sopts.audit = &cc->audit;
+        sopts.audit_opts = &aopts;
+        if (mg_service_new(&sopts, &ds->svc, errstr, sizeof(errstr))) {
+                fprintf(stderr, "mintgate dev: decision service: %s\n",
+                        errstr);
+                return -1;
+        }
+        mg_service_handler(ds->svc, &handler);
+        if (mg_server_new(&cc->server, &handler, &ds->srv, errstr,
+                          sizeof(errstr)) ||
+            pthread_create(&ds->thread, NULL, dev_serve_main, ds) != 0) {
+                fprintf(stderr, "mintgate dev: decision service: %s\n",
+                        errstr);
+                return -1;
+        }
+        ds->running = 1;
+        printf("\ndecision service on %s (HTTP %s), policy %s, audit %s\n"
+               "sample queries (mintgate query --addr %s):\n",
+               mg_server_addr(ds->srv), mg_server_http_addr(ds->srv), path,
+               audit, mg_server_addr(ds->srv));
+        fputs(dev_requests, stdout);
+        printf("answers:\n");
+        fflush(stdout);
+        if ((fd = cli_query_connect(mg_server_addr(ds->srv))) < 0)
+                return -1;
+        if (cli_query_exchange(fd, dev_requests, strlen(dev_requests), 3,
+                               stdout, &errors) != 0 || errors) {
+                close(fd);
+                return -1;
+        }
+        close(fd);
+        return 0;
+}
+
+static void dev_serve_stop(struct dev_serve *ds) {
+        char errstr[256];
+
+        if (ds->running) {
+                mg_server_stop(ds->srv);
+                pthread_join(ds->thread, NULL);
+                ds->running = 0;
+        }
+        if (ds->svc && mg_service_flush(ds->svc, 5000, errstr,
+                                        sizeof(errstr)))
+                fprintf(stderr, "mintgate dev: audit flush: %s\n", errstr);
+        mg_server_destroy(ds->srv);
+        mg_service_destroy(ds->svc);
+        ds->srv = NULL;
+        ds->svc = NULL;
+}
+
 static void dev_usage(FILE *fp) {
         fprintf(fp,
                 "Usage: mintgate dev [options]\n\n"
@@ -342,6 +511,7 @@ int cmd_dev_main(int argc, char **argv) {
         struct cli_score_sink ssink;
         struct mg_ingest_sink sink;
         struct mg_store store;
+        struct dev_serve dserve;
         struct dev_redis rd;
         struct mg_ingest_stats st;
         struct cli_common common;
@@ -356,6 +526,7 @@ int cmd_dev_main(int argc, char **argv) {
         memset(&common, 0, sizeof(common));
         memset(&rd, 0, sizeof(rd));
         memset(&ssink, 0, sizeof(ssink));
+        memset(&dserve, 0, sizeof(dserve));
         while ((c = getopt_long(argc, argv, "c:b:p:h", longopts, NULL)) !=
                -1) {
                 if ((r = cli_common_opt(&common, c, optarg)) < 0)
@@ -452,12 +623,6 @@ int cmd_dev_main(int argc, char **argv) {
                 goto out;
         }
         dev_ingest = ing;
-        if (stay)
-                ropts.idle_exit_ms = 0;
-        if (!dev_stop && stay)
-                printf("  (running; Ctrl-C to stop. Produce more with: "
-                       "mintgate produce --brokers %s FILE)\n",
-                       mg_broker_bootstrap(broker));
         if (!dev_stop &&
             mg_ingest_run(ing, &ropts, errstr, sizeof(errstr))) {
                 fprintf(stderr, "mintgate dev: ingest: %s\n", errstr);
@@ -473,6 +638,31 @@ int cmd_dev_main(int argc, char **argv) {
         cli_print_dlq_reasons(stdout, &st);
         printf(" -> %s\n", cc.ingest.topic_dlq);
         dev_print_risk(&cc);
+        if (dev_decide(&cc, rd.dir, &dserve) != 0) {
+                rc = MG_EXIT_FAILURE;
+                goto out;
+        }
+        if (stay && !dev_stop) {
+                struct dev_ingest_thread it = {ing, {0, 0}};
+                pthread_t t;
+
+                printf("\nrunning: scoring and deciding until Ctrl-C. Try:\n"
+                       "  mintgate produce --brokers %s FILE.jsonl\n"
+                       "  mintgate query --addr %s --identity "
+                       "svc-billing-sync --client billing --resource "
+                       "api://ledger --scope ledger:read\n"
+                       "  mintgate baseline show svc-billing-sync --redis "
+                       "127.0.0.1:%d\n",
+                       mg_broker_bootstrap(broker), mg_server_addr(dserve.srv),
+                       rd.port);
+                fflush(stdout);
+                if (pthread_create(&t, NULL, dev_ingest_main, &it) == 0) {
+                        while (!dev_stop)
+                                usleep(100 * 1000);
+                        mg_ingest_stop(ing);
+                        pthread_join(t, NULL);
+                }
+        }
         rc = st.consumed == pres.sent ? MG_EXIT_OK : MG_EXIT_FAILURE;
         if (rc)
                 fprintf(stderr,
@@ -481,6 +671,7 @@ int cmd_dev_main(int argc, char **argv) {
                         pres.sent, st.consumed);
 out:
         dev_ingest = NULL;
+        dev_serve_stop(&dserve);
         mg_ingest_destroy(ing);
         cli_score_sink_free(&ssink);
         if (demo)

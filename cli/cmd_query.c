@@ -20,7 +20,7 @@
 
 #define QUERY_TIMEOUT_MS 10000 /* for the whole exchange */
 
-static int query_connect(const char *addr) {
+int cli_query_connect(const char *addr) {
         char host[256];
         const char *colon = strrchr(addr, ':');
         struct addrinfo hints, *res = NULL, *ai;
@@ -55,10 +55,8 @@ static int query_connect(const char *addr) {
         return fd;
 }
 
-/* Send all of buf while reading answers; print them; stop after want
- * lines. Returns 0, or -1 on a connection problem. */
-static int query_exchange(int fd, const char *buf, size_t len, size_t want,
-                          size_t *errors) {
+int cli_query_exchange(int fd, const char *buf, size_t len, size_t want,
+                       FILE *out, size_t *errors) {
         char in[65536];
         size_t sent = 0, got = 0, have = 0;
         int waited = 0;
@@ -101,7 +99,7 @@ static int query_exchange(int fd, const char *buf, size_t len, size_t want,
                 while ((nl = memchr(in, '\n', have))) {
                         size_t l = (size_t)(nl - in) + 1;
 
-                        fwrite(in, 1, l, stdout);
+                        fwrite(in, 1, l, out);
                         if (memmem(in, l, "\"error\":{", 9))
                                 (*errors)++;
                         got++;
@@ -113,7 +111,7 @@ static int query_exchange(int fd, const char *buf, size_t len, size_t want,
                         return -1;
                 }
         }
-        fflush(stdout);
+        fflush(out);
         return 0;
 }
 
@@ -245,11 +243,11 @@ int cmd_query_main(int argc, char **argv) {
                 rc = MG_EXIT_OK;
                 goto out;
         }
-        if ((fd = query_connect(addr)) < 0) {
+        if ((fd = cli_query_connect(addr)) < 0) {
                 rc = fd == -2 ? MG_EXIT_USAGE : MG_EXIT_FAILURE;
                 goto out;
         }
-        if (query_exchange(fd, buf, len, lines, &errors) == 0)
+        if (cli_query_exchange(fd, buf, len, lines, stdout, &errors) == 0)
                 rc = errors ? MG_EXIT_FAILURE : MG_EXIT_OK;
         close(fd);
 out:
