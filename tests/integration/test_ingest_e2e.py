@@ -17,6 +17,7 @@ import collections
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -125,20 +126,25 @@ def read_decoded(path):
 
 
 def kcat_dlq(bootstrap):
+    """Headers of every dead letter. Only the headers are printed: the
+    values are damaged bytes, which may contain newlines. kcat writes
+    headers as k=v,k=v; details may contain commas, so split on the known
+    key prefix."""
     p = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", "mg.dlq", "-o",
-                        "beginning", "-e", "-q", "-J"], capture_output=True,
-                       timeout=120)
-    # Values are the damaged bytes, unchanged: not text.
-    p.stdout = p.stdout.decode("utf-8", errors="replace")
-    p.stderr = p.stderr.decode("utf-8", errors="replace")
-    check(p.returncode == 0, "kcat reads mg.dlq: " + p.stderr[-500:])
+                        "beginning", "-e", "-q", "-f", "%h\\n"],
+                       capture_output=True, timeout=120)
+    out_text = p.stdout.decode("utf-8", errors="replace")
+    check(p.returncode == 0, "kcat reads mg.dlq: " +
+          p.stderr.decode(errors="replace")[-500:])
     out = []
-    for line in p.stdout.splitlines():
+    for line in out_text.split("\n"):
         if not line.strip():
             continue
-        rec = json.loads(line)
-        hdrs = rec.get("headers") or []
-        out.append(dict(zip(hdrs[0::2], hdrs[1::2])))
+        hdrs = {}
+        for part in re.split(r",(?=mg\.dlq\.)", line):
+            k, _, v = part.partition("=")
+            hdrs[k] = v
+        out.append(hdrs)
     return out
 
 
