@@ -19,6 +19,7 @@
  *      publication received; p50/p99 (target p99 < 50 ms).
  *
  * Usage: bench_score [N, default 300000] [R, default 3] [D s, default 10]
+ *                    [rate events/s, default 50000]
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -53,9 +54,11 @@ struct fresh {
         double sent_at[PROBES_MAX];  /* produce time of probe k */
         double seen_at[PROBES_MAX];  /* publication received, or 0 */
         double consumed_at[PROBES_MAX]; /* handed to the scorer, or 0 */
+        double bare_at[PROBES_MAX];  /* read by the bare consumer, or 0 */
         int probes;                  /* probes sent */
         atomic_int stop;             /* subscriber stops */
         atomic_int ready;            /* subscriber subscribed */
+        atomic_int bare_ready;       /* bare consumer polling */
 };
 
 
@@ -420,6 +423,78 @@ static void fresh_produce(struct fresh *fr) {
         free(arena);
 }
 
+/* The latency floor: a bare librdkafka consumer on the same topics, in
+ * the same run, noting when it reads each probe (keyed "probe-N"). */
+static void *fresh_bare_main(void *arg) {
+        struct fresh *fr = arg;
+        rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *topics =
+                rd_kafka_topic_partition_list_new(3);
+        rd_kafka_message_t *msgs[500];
+        char errstr[512];
+        rd_kafka_queue_t *rkqu;
+        rd_kafka_t *rk;
+        ssize_t r, i;
+
+        rd_kafka_conf_set(kconf, "bootstrap.servers", fr->bootstrap, NULL, 0);
+        rd_kafka_conf_set(kconf, "group.id", "bench-fresh-bare", NULL, 0);
+        rd_kafka_conf_set(kconf, "auto.offset.reset", "latest", NULL, 0);
+        rd_kafka_conf_set(kconf, "fetch.wait.max.ms", "5", NULL, 0);
+        if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr,
+                                sizeof(errstr))))
+                bench_die("bare consumer", errstr);
+        rd_kafka_poll_set_consumer(rk);
+        rkqu = rd_kafka_queue_get_consumer(rk);
+        rd_kafka_topic_partition_list_add(topics, "fresh.auth", -1);
+        rd_kafka_topic_partition_list_add(topics, "fresh.usage", -1);
+        rd_kafka_topic_partition_list_add(topics, "fresh.signals", -1);
+        rd_kafka_subscribe(rk, topics);
+        rd_kafka_topic_partition_list_destroy(topics);
+        while (!atomic_load(&fr->stop)) {
+                r = rd_kafka_consume_batch_queue(rkqu, 5, msgs, 500);
+                for (i = 0; i < r; i++) {
+                        rd_kafka_message_t *m = msgs[i];
+
+                        if (!m->err && m->key_len > 6 &&
+                            !memcmp(m->key, "probe-", 6)) {
+                                int k = atoi((const char *)m->key + 6);
+
+                                if (k >= 0 && k < PROBES_MAX &&
+                                    !fr->bare_at[k])
+                                        fr->bare_at[k] = bench_now();
+                        }
+                        rd_kafka_message_destroy(m);
+                }
+                if (r == 0 && !atomic_load(&fr->ready))
+                        atomic_store(&fr->bare_ready, 1);
+        }
+        rd_kafka_queue_destroy(rkqu);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return NULL;
+}
+
+/* p50 and p99 of the probes' latencies (ms) from sent_at to at[]; returns
+ * how many were seen. */
+static int fresh_percentiles(const struct fresh *fr, const double *at,
+                             double *p50, double *p99) {
+        double *lat = calloc((size_t)fr->probes + 1, sizeof(*lat));
+        int i, n = 0;
+
+        for (i = 0; i < fr->probes; i++)
+                if (at[i])
+                        lat[n++] = (at[i] - fr->sent_at[i]) * 1000.0;
+        if (n > 0) {
+                bench_median(lat, n);
+                *p50 = lat[n / 2];
+                *p99 = lat[(int)((double)n * 0.99) < n
+                                   ? (int)((double)n * 0.99)
+                                   : n - 1];
+        }
+        free(lat);
+        return n;
+}
+
 struct ingest_thread {
         struct score_run *run;
         mg_err_t err;
@@ -444,10 +519,9 @@ static void run_freshness(struct mg_broker *broker,
         struct ingest_thread it;
         struct score_run run;
         struct mg_ingest_stats st;
-        pthread_t ting, tsub;
-        double *lat;
+        pthread_t ting, tsub, tbare;
         char errstr[512];
-        int i, n = 0, missing = 0;
+        int i;
 
         for (i = 0; i < 3; i++)
                 if (mg_broker_topic_create(broker, topics[i], 16, errstr,
@@ -464,17 +538,19 @@ static void run_freshness(struct mg_broker *broker,
         it.run = &run;
         pthread_create(&tsub, NULL, fresh_subscriber, &fr);
         pthread_create(&ting, NULL, ingest_main, &it);
+        pthread_create(&tbare, NULL, fresh_bare_main, &fr);
         do { /* wait for the group and the subscription */
                 usleep(20 * 1000);
                 mg_ingest_stats_get(run.ing, &st);
         } while (!st.assigned_us || !atomic_load(&fr.ready));
-        usleep(500 * 1000);
+        sleep(4); /* the bare consumer's group forms too */
         fresh_produce(&fr);
         sleep(2); /* let the last probes arrive */
         mg_ingest_stop(run.ing);
         pthread_join(ting, NULL);
         atomic_store(&fr.stop, 1);
         pthread_join(tsub, NULL);
+        pthread_join(tbare, NULL);
         if (it.err)
                 bench_die("fresh ingest", it.errstr);
         {
@@ -489,39 +565,23 @@ static void run_freshness(struct mg_broker *broker,
                        ss.saves, ss.load_us / 1e6, ss.apply_us / 1e6,
                        ss.save_us / 1e6);
         }
-        lat = calloc((size_t)fr.probes + 1, sizeof(*lat));
-        for (i = 0; i < fr.probes; i++)
-                if (fr.consumed_at[i] && fr.seen_at[i])
-                        lat[n++] = (fr.consumed_at[i] - fr.sent_at[i]) * 1000.0;
-        if (n > 0) {
-                bench_median(lat, n);
-                printf("freshness: produced -> consumed p50 %.1f ms, p99 "
-                       "%.1f ms\n",
-                       lat[n / 2], lat[(int)((double)n * 0.99)]);
-        }
-        n = 0;
-        for (i = 0; i < fr.probes; i++) {
-                if (!fr.seen_at[i]) {
-                        missing++;
-                        continue;
-                }
-                lat[n++] = (fr.seen_at[i] - fr.sent_at[i]) * 1000.0;
-        }
-        if (n > 0) {
-                double p50, p99;
+        {
+                double b50 = 0, b99 = 0, c50 = 0, c99 = 0, p50 = 0, p99 = 0;
+                int nb = fresh_percentiles(&fr, fr.bare_at, &b50, &b99);
+                int nc = fresh_percentiles(&fr, fr.consumed_at, &c50, &c99);
+                int np = fresh_percentiles(&fr, fr.seen_at, &p50, &p99);
 
-                bench_median(lat, n); /* sorts */
-                p50 = lat[n / 2];
-                p99 = lat[(int)((double)n * 0.99) < n ? (int)((double)n * 0.99)
-                                                      : n - 1];
-                printf("freshness: %d probes at %.0f events/s: event "
-                       "produced -> risk published p50 %.1f ms, p99 %.1f "
-                       "ms, max %.1f ms (target p99 < 50 ms); %d not seen\n",
-                       n, rate, p50, p99, lat[n - 1], missing);
-        } else {
-                printf("freshness: no probe seen (%d sent)\n", fr.probes);
+                printf("freshness: %d probes at %.0f events/s, latency from "
+                       "the produce call:\n"
+                       "  bare librdkafka consumer reads it   p50 %7.1f ms  "
+                       "p99 %7.1f ms  (%d seen)\n"
+                       "  scorer is handed it                 p50 %7.1f ms  "
+                       "p99 %7.1f ms  (%d seen)\n"
+                       "  risk change published (visible)    p50 %7.1f ms  "
+                       "p99 %7.1f ms  (%d seen; target p99 < 50 ms)\n",
+                       fr.probes, rate, b50, b99, nb, c50, c99, nc, p50, p99,
+                       np);
         }
-        free(lat);
         run_free(&run);
 }
 
@@ -531,6 +591,7 @@ int main(int argc, char **argv) {
         uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 300000;
         int rounds = argc > 2 ? atoi(argv[2]) : 3, i;
         double seconds = argc > 3 ? atof(argv[3]) : 10;
+        double rate = argc > 4 ? atof(argv[4]) : 50000;
         struct mg_broker_opts bopts = {"127.0.0.1", 0, topics, 4, 16};
         struct bench_redis rd;
         struct mg_broker *broker;
@@ -538,8 +599,9 @@ int main(int argc, char **argv) {
         long long mem0, mem1, keys, usage_bl = 0, usage_risk = 0;
         char errstr[512], group[64], cmd[160];
 
-        if (n < 1000 || rounds < 1 || seconds <= 0) {
-                fprintf(stderr, "usage: bench_score [N>=1000] [R>=1] [D>0]\n");
+        if (n < 1000 || rounds < 1 || seconds <= 0 || rate < 100) {
+                fprintf(stderr, "usage: bench_score [N>=1000] [R>=1] [D>0] "
+                                "[rate>=100]\n");
                 return 2;
         }
         bare = calloc((size_t)rounds, sizeof(*bare));
@@ -592,7 +654,7 @@ int main(int argc, char **argv) {
                (double)usage_bl / 100, (double)usage_risk / 100);
         fflush(stdout);
 
-        run_freshness(broker, &rd, 50000, seconds);
+        run_freshness(broker, &rd, rate, seconds);
         {
                 redisContext *c = redisConnect("127.0.0.1", rd.port);
                 redisReply *r = c && !c->err
