@@ -209,6 +209,29 @@ void cli_signals_handle(void (*handler)(int)) {
         signal(SIGPIPE, SIG_IGN);
 }
 
+static struct mg_ingest *volatile cli_ingest;
+
+static void cli_ingest_signal(int sig) {
+        (void)sig;
+        if (cli_ingest)
+                mg_ingest_stop(cli_ingest);
+}
+
+void cli_signals_stop_ingest(struct mg_ingest *ing) {
+        cli_ingest = ing;
+        if (ing)
+                cli_signals_handle(cli_ingest_signal);
+}
+
+const char *cli_kafka_brokers(const struct cli_conf *cc) {
+        size_t i;
+
+        for (i = 0; i < cc->ingest.kafka.cnt; i++)
+                if (!strcmp(cc->ingest.kafka.keys[i], "bootstrap.servers"))
+                        return cc->ingest.kafka.values[i];
+        return NULL;
+}
+
 void cli_signals_install(volatile sig_atomic_t *flag) {
         cli_signal_flag = flag;
         cli_signals_handle(cli_signal_handler);

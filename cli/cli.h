@@ -102,6 +102,13 @@ void cli_conf_free(struct cli_conf *cc);
 void cli_signals_install(volatile sig_atomic_t *flag);
 /* Same, calling handler (which must be async-signal-safe). */
 void cli_signals_handle(void (*handler)(int));
+/* SIGINT/SIGTERM stop ing (mg_ingest_stop() is async-signal-safe); NULL
+ * forgets it. */
+void cli_signals_stop_ingest(struct mg_ingest *ing);
+
+/* kafka.bootstrap.servers when configured (file, --brokers, --set), else
+ * NULL. */
+const char *cli_kafka_brokers(const struct cli_conf *cc);
 
 /* Producing JSON-lines events (cmd_produce.c), shared with `dev`. */
 struct cli_produce_opts {

@@ -406,16 +406,8 @@ static int dev_decide(struct cli_conf *cc, const char *dir,
                 return -1;
         }
         memset(&aopts, 0, sizeof(aopts));
-        aopts.brokers = NULL;
+        aopts.brokers = cli_kafka_brokers(cc);
         aopts.kafka = &cc->ingest.kafka;
-        {
-                size_t i;
-
-                for (i = 0; i < cc->ingest.kafka.cnt; i++)
-                        if (!strcmp(cc->ingest.kafka.keys[i],
-                                    "bootstrap.servers"))
-                                aopts.brokers = cc->ingest.kafka.values[i];
-        }
         if (mg_conf_set(cc->conf, "decision.policy", path, errstr,
                         sizeof(errstr)) ||
             mg_conf_set(cc->conf, "audit.log", audit, errstr,

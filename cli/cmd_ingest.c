@@ -47,15 +47,6 @@ static mg_err_t print_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
         return MG_OK;
 }
 
-/* mg_ingest_stop() is async-signal-safe: the handler calls it directly. */
-static struct mg_ingest *volatile ingest_running;
-
-static void ingest_on_signal(int sig) {
-        (void)sig;
-        if (ingest_running)
-                mg_ingest_stop(ingest_running);
-}
-
 static void ingest_usage(FILE *fp) {
         fprintf(fp,
                 "Usage: mintgate ingest [options]\n\n"
@@ -126,11 +117,10 @@ int cmd_ingest_main(int argc, char **argv) {
                 cli_conf_free(&cc);
                 return err == MG_ERR_CONFIG ? MG_EXIT_USAGE : MG_EXIT_FAILURE;
         }
-        ingest_running = ing;
-        cli_signals_handle(ingest_on_signal);
+        cli_signals_stop_ingest(ing);
         err = mg_ingest_run(ing, &ropts, errstr, sizeof(errstr));
         mg_ingest_stats_get(ing, &st);
-        ingest_running = NULL;
+        cli_signals_stop_ingest(NULL);
         rc = MG_EXIT_OK;
         if (err) {
                 fprintf(stderr, "mintgate ingest: %s\n", errstr);

@@ -16,14 +16,6 @@
 #include "cli.h"
 #include "mg_log.h"
 
-static struct mg_ingest *volatile score_ingest;
-
-static void score_on_signal(int sig) {
-        (void)sig;
-        if (score_ingest)
-                mg_ingest_stop(score_ingest);
-}
-
 static void score_usage(FILE *fp) {
         fprintf(fp,
                 "Usage: mintgate score [options]\n\n"
@@ -90,14 +82,13 @@ int cmd_score_main(int argc, char **argv) {
                 rc = err == MG_ERR_CONFIG ? MG_EXIT_USAGE : MG_EXIT_FAILURE;
                 goto out;
         }
-        score_ingest = ing;
-        cli_signals_handle(score_on_signal);
+        cli_signals_stop_ingest(ing);
         mg_log_info("score", "consuming %s, %s, %s as group %s; Redis %s",
                     cc.ingest.topic_auth, cc.ingest.topic_usage,
                     cc.ingest.topic_signals, cc.ingest.group_id,
                     cc.redis.addr);
         err = mg_ingest_run(ing, &ropts, errstr, sizeof(errstr));
-        score_ingest = NULL;
+        cli_signals_stop_ingest(NULL);
         rc = MG_EXIT_OK;
         if (err) {
                 fprintf(stderr, "mintgate score: %s\n", errstr);

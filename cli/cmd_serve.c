@@ -38,16 +38,6 @@ static void *serve_thread_main(void *arg) {
         return NULL;
 }
 
-/* kafka.bootstrap.servers, if configured: the audit stream goes there. */
-static const char *serve_brokers(const struct cli_conf *cc) {
-        size_t i;
-
-        for (i = 0; i < cc->ingest.kafka.cnt; i++)
-                if (!strcmp(cc->ingest.kafka.keys[i], "bootstrap.servers"))
-                        return cc->ingest.kafka.values[i];
-        return NULL;
-}
-
 static void serve_usage(FILE *fp) {
         fprintf(fp,
                 "Usage: mintgate serve [options]\n\n"
@@ -126,7 +116,7 @@ int cmd_serve_main(int argc, char **argv) {
                 goto out;
         }
         memset(&aopts, 0, sizeof(aopts));
-        aopts.brokers = serve_brokers(&cc);
+        aopts.brokers = cli_kafka_brokers(&cc);
         aopts.kafka = &cc.ingest.kafka;
         if (!aopts.brokers)
                 mg_log_warn("serve",

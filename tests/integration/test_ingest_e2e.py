@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from mgtest import check, failures
+
 MINTGATE = sys.argv[1]
 N_EVENTS = int(os.environ.get("MG_E2E_EVENTS", "100000"))
 CORRUPT_RATE = 0.01
@@ -38,14 +40,7 @@ EXPECTED_REASON = {
     "oversize": {"too_big"},
 }
 
-failures = []
 
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def gen_events(n, seed, prefix):

@@ -26,57 +26,17 @@ import tempfile
 import threading
 import time
 
+from mgtest import Redis, check, failures, free_port  # noqa: F401
+
 MINTGATE = sys.argv[1]
 N_IDS = 120
 N_EVENTS = int(os.environ.get("MG_SCORE_E2E_EVENTS", "24000"))
 CHUNKS = 6
 RNG = random.Random(int(os.environ.get("MG_SCORE_E2E_SEED", "7")))
 
-failures = []
 
 
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Redis:
-    def __init__(self, tmp):
-        self.dir = os.path.join(tmp, "redis")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--logfile",
-             os.path.join(self.dir, "redis.log")])
-        for _ in range(100):
-            if self.cli("PING").strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def cli(self, *args):
-        p = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
-                           capture_output=True, text=True, timeout=30)
-        return p.stdout
 
 
 def gen_events(n):

@@ -31,10 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from mgtest import Redis, check, failures, free_port  # noqa: F401
 import urllib.request
 
 MINTGATE = sys.argv[1]
-failures = []
 responses = []  # every decision response line the test received
 
 POLICY = """\
@@ -59,45 +60,7 @@ policies:
 IDENT = "spiffe://corp/ci/deployer"
 
 
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Redis:
-    def __init__(self, tmp):
-        self.dir = os.path.join(tmp, "redis")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--logfile",
-             os.path.join(self.dir, "redis.log")])
-        for _ in range(100):
-            p = subprocess.run(["redis-cli", "-p", str(self.port), "PING"],
-                               capture_output=True, text=True)
-            if p.stdout.strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 class Conn:
