@@ -1583,6 +1583,9 @@ struct mg_audit_log {
 
         pthread_mutex_t lock;        /* guards everything below */
         pthread_cond_t writer_cond;  /* work for the writer */
+        int writer_idle;         /* the writer sleeps on writer_cond for new
+                                  * records (under lock): only then does an
+                                  * append need to wake it */
         pthread_cond_t room_cond;    /* backlog fell below conf.queue */
         pthread_cond_t durable_cond; /* progress, failure or stop */
         struct au_entry *head;       /* FIFO of records to write */
@@ -1783,7 +1786,10 @@ mg_err_t mg_audit_log_append(struct mg_audit_log *log,
         if (seqp)
                 *seqp = e->seq;
         e = NULL;
-        pthread_cond_signal(&log->writer_cond);
+        /* A busy writer takes this record on its next pass; waking it per
+         * record cost a futex call and a context switch per decision. */
+        if (log->writer_idle)
+                pthread_cond_signal(&log->writer_cond);
 out:
         pthread_mutex_unlock(&log->lock);
         free(e);
@@ -2148,6 +2154,7 @@ static void *au_writer_main(void *arg) {
                 if (log->rk && log->st.kafka_in_flight > 0 &&
                     (wait_ms < 0 || wait_ms > AU_KAFKA_POLL_MS))
                         wait_ms = AU_KAFKA_POLL_MS;
+                log->writer_idle = 1;
                 if (wait_ms < 0) {
                         pthread_cond_wait(&log->writer_cond, &log->lock);
                 } else if (wait_ms > 0) {
@@ -2155,6 +2162,7 @@ static void *au_writer_main(void *arg) {
                         pthread_cond_timedwait(&log->writer_cond, &log->lock,
                                                &dl);
                 }
+                log->writer_idle = 0;
                 if (log->rk) {
                         pthread_mutex_unlock(&log->lock);
                         rd_kafka_poll(log->rk, 0);
