@@ -19,6 +19,18 @@
  * serve.write_timeout, is closed; a peer that stops reading stops being
  * read (its output is capped), so it cannot make the server buffer
  * without bound.
+ *
+ * TLS (serve.tls.cert set): both ports speak TLS 1.2+ only; a plaintext
+ * client fails the handshake and is closed (there is no mixed mode: a
+ * port that also took plaintext would make "TLS on" a client's choice).
+ * With serve.tls.client_auth=require, a client must present a certificate
+ * that chains to serve.tls.ca, and, when serve.tls.allow is set, whose
+ * identity is on the list: an entry with "://" is matched against the
+ * certificate's URI subjectAltNames (a SPIFFE ID), any other entry
+ * against its subject CN. The check runs inside the handshake (the
+ * verify callback), so a refused client never reaches the handler on
+ * either port, /healthz and /metrics included. Refusals and failed
+ * handshakes are counted in /metrics.
  */
 #ifndef MG_SERVER_H
 #define MG_SERVER_H
@@ -39,6 +51,12 @@ struct mg_server_conf {
         int64_t max_conns;         /* open connections, all threads */
         int64_t idle_timeout_ms;   /* close connections idle this long */
         int64_t write_timeout_ms;  /* close peers not reading this long */
+        char *tls_cert;            /* PEM server chain; "" for plaintext */
+        char *tls_key;             /* PEM private key of tls_cert */
+        char *tls_ca;              /* PEM CA bundle for client certs */
+        char *tls_client_auth;     /* "none" or "require" */
+        char *tls_allow;           /* comma-separated allowed client
+                                    * identities; "" for any verified */
 };
 
 extern const struct mg_conf_prop mg_server_conf_props[];
@@ -65,7 +83,9 @@ struct mg_server_handler {
 
 struct mg_server;
 
-/* Bind every listener (errors name the address); does not serve yet. */
+/* Bind every listener (errors name the address) and, with TLS, load the
+ * certificate, key and CA (errors name the serve.tls.* key); does not
+ * serve yet. conf must outlive the server. */
 mg_err_t mg_server_new(const struct mg_server_conf *conf,
                        const struct mg_server_handler *handler,
                        struct mg_server **srvp, char *errstr,
