@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,10 +58,27 @@ struct mg_service {
         atomic_uint_fast64_t overloaded;  /* audit queue full (deny) */
         atomic_uint_fast64_t internal;    /* could not audit or sign */
         atomic_uint_fast64_t reloads, reload_errors;
+        pthread_mutex_t threads_lock;     /* guards threads */
+        struct svc_thread *threads;       /* every worker's state */
+};
+
+/* Decisions per policy path and outcome, per worker thread: the owner
+ * inserts a name (then publishes it with a release store), /metrics reads
+ * with acquire loads, so no lock is taken on the request path. Paths
+ * beyond SVC_POLICIES_MAX on one thread count under "(other)". */
+#define SVC_POLICIES_MAX 64
+#define SVC_AGG_MAX (2 * SVC_POLICIES_MAX + 1) /* names shown in /metrics */
+
+struct svc_policy_count {
+        char name[256];                          /* policy path name */
+        atomic_uint_fast64_t n[MG_DECISION__CNT]; /* per outcome */
+        atomic_int used;                         /* name is set */
 };
 
 /* A worker thread's state. */
 struct svc_thread {
+        struct svc_policy_count pc[SVC_POLICIES_MAX + 1]; /* last: other */
+        struct svc_thread *next;          /* svc->threads list */
         struct mg_riskcache_conn *conn;   /* Redis for misses */
         struct mg_decide_req req;         /* the request */
         struct mg_decision d;             /* its decision */
@@ -76,16 +94,33 @@ static void *svc_thread_init(void *opaque) {
                 free(t);
                 t = NULL;
         }
-        if (!t)
+        if (!t) {
                 mg_log_error("service", "out of memory for a worker");
+                return NULL;
+        }
+        snprintf(t->pc[SVC_POLICIES_MAX].name,
+                 sizeof(t->pc[SVC_POLICIES_MAX].name), "(other)");
+        atomic_store(&t->pc[SVC_POLICIES_MAX].used, 1);
+        pthread_mutex_lock(&svc->threads_lock);
+        t->next = svc->threads;
+        svc->threads = t;
+        pthread_mutex_unlock(&svc->threads_lock);
         return t;
 }
 
 static void svc_thread_fini(void *opaque, void *ctx) {
-        struct svc_thread *t = ctx;
+        struct mg_service *svc = opaque;
+        struct svc_thread *t = ctx, **pp;
 
         if (!t)
                 return;
+        pthread_mutex_lock(&svc->threads_lock);
+        for (pp = &svc->threads; *pp; pp = &(*pp)->next)
+                if (*pp == t) {
+                        *pp = t->next;
+                        break;
+                }
+        pthread_mutex_unlock(&svc->threads_lock);
         mg_riskcache_conn_destroy(t->conn);
         free(t);
 }
@@ -165,6 +200,31 @@ static mg_err_t svc_audit(struct mg_service *svc, struct svc_thread *t,
         return err;
 }
 
+static void svc_count_policy(struct svc_thread *t, const char *name,
+                             enum mg_outcome outcome) {
+        struct svc_policy_count *pc = &t->pc[SVC_POLICIES_MAX];
+        int i;
+
+        if (!name[0])
+                name = "(none)";
+        for (i = 0; i < SVC_POLICIES_MAX; i++) {
+                if (!atomic_load_explicit(&t->pc[i].used,
+                                          memory_order_relaxed)) {
+                        snprintf(t->pc[i].name, sizeof(t->pc[i].name), "%s",
+                                 name);
+                        atomic_store_explicit(&t->pc[i].used, 1,
+                                              memory_order_release);
+                        pc = &t->pc[i];
+                        break;
+                }
+                if (!strcmp(t->pc[i].name, name)) {
+                        pc = &t->pc[i];
+                        break;
+                }
+        }
+        atomic_fetch_add_explicit(&pc->n[outcome], 1, memory_order_relaxed);
+}
+
 static void svc_request(void *opaque, void *ctx, const char *line, size_t len,
                         struct evbuffer *out) {
         struct mg_service *svc = opaque;
@@ -226,6 +286,7 @@ static void svc_request(void *opaque, void *ctx, const char *line, size_t len,
         }
         atomic_fetch_add_explicit(&svc->by_outcome[t->d.outcome], 1,
                                   memory_order_relaxed);
+        svc_count_policy(t, t->d.policy, t->d.outcome);
         if (t->d.degraded)
                 atomic_fetch_add_explicit(&svc->degraded, 1,
                                           memory_order_relaxed);
@@ -242,7 +303,12 @@ static void svc_metrics(void *opaque, struct evbuffer *out) {
         struct mg_service *svc = opaque;
         struct mg_riskcache_stats rs;
         struct mg_audit_stats as;
-        int i;
+        struct {
+                const char *name;            /* policy (a worker's copy) */
+                uint64_t n[MG_DECISION__CNT]; /* summed over workers */
+        } agg[SVC_AGG_MAX];
+        struct svc_thread *t;
+        int i, k, nagg;
 
         mg_riskcache_stats_get(svc->rc, &rs);
         mg_audit_log_stats(svc->audit, &as);
@@ -253,6 +319,43 @@ static void svc_metrics(void *opaque, struct evbuffer *out) {
                                     "} %" PRIu64 "\n",
                                     mg_outcome_names[i],
                                     atomic_load(&svc->by_outcome[i]));
+        /* Sum the workers' tables by policy name. */
+        nagg = 0;
+        pthread_mutex_lock(&svc->threads_lock);
+        for (t = svc->threads; t; t = t->next)
+                for (k = 0; k <= SVC_POLICIES_MAX; k++) {
+                        const struct svc_policy_count *pc = &t->pc[k];
+                        int a;
+
+                        if (!atomic_load_explicit(&pc->used,
+                                                  memory_order_acquire))
+                                continue;
+                        for (a = 0; a < nagg; a++)
+                                if (!strcmp(agg[a].name, pc->name))
+                                        break;
+                        if (a == nagg) {
+                                if (nagg == SVC_AGG_MAX)
+                                        continue;
+                                agg[nagg].name = pc->name;
+                                memset(agg[nagg].n, 0, sizeof(agg[nagg].n));
+                                nagg++;
+                        }
+                        for (i = 0; i < MG_DECISION__CNT; i++)
+                                agg[a].n[i] += atomic_load(&pc->n[i]);
+                }
+        evbuffer_add_printf(out, "# TYPE mintgate_policy_decisions_total "
+                                 "counter\n");
+        for (k = 0; k < nagg; k++)
+                for (i = 0; i < MG_DECISION__CNT; i++)
+                        if (agg[k].n[i])
+                                evbuffer_add_printf(
+                                        out,
+                                        "mintgate_policy_decisions_total{"
+                                        "policy=\"%s\",decision=\"%s\"} %"
+                                        PRIu64 "\n",
+                                        agg[k].name, mg_outcome_names[i],
+                                        agg[k].n[i]);
+        pthread_mutex_unlock(&svc->threads_lock);
         evbuffer_add_printf(
                 out,
                 "# TYPE mintgate_decisions_degraded_total counter\n"
@@ -379,6 +482,7 @@ mg_err_t mg_service_new(const struct mg_service_opts *opts,
                 return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
                                   "out of memory");
         svc->opts = *opts;
+        pthread_mutex_init(&svc->threads_lock, NULL);
         mg_policy_slot_init(&svc->slot, NULL);
         if ((err = mg_service_reload(svc, errstr, errstr_size)) ||
             (err = mg_audit_conf_validate(opts->audit, errstr,
@@ -414,5 +518,6 @@ void mg_service_destroy(struct mg_service *svc) {
         mg_audit_log_destroy(svc->audit);
         mg_audit_signer_destroy(svc->signer);
         mg_policy_slot_destroy(&svc->slot);
+        pthread_mutex_destroy(&svc->threads_lock);
         free(svc);
 }

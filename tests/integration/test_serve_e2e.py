@@ -280,6 +280,7 @@ def main():
                                     timeout=10) as f:
             m = f.read().decode()
             check('mintgate_decisions_total{decision="deny"}' in m and
+                  'mintgate_policy_decisions_total{policy="deploy",' in m and
                   "mintgate_request_seconds_bucket" in m and
                   "mintgate_audit_backlog" in m,
                   "GET /metrics has decisions, latency, audit backlog")
