@@ -27,8 +27,7 @@
  * and keeps counting past its end, so one check at the end says whether
  * it fitted and how much was needed. Strings are copied in runs of bytes
  * that need no escaping, found with a 256-entry class table; numbers are
- * written without printf. The canonical form (what a signature covers)
- * shares the writer, so the response and the canonical bytes escape alike.
+ * written without printf.
  *
  * Workload: one parse and one or two writes per request on every server
  * thread; typical requests are a few hundred bytes (timings in
@@ -1227,61 +1226,3 @@ mg_err_t mg_proto_format_error(const struct mg_decide_req *req,
         return mg_w_finish(&w, lenp);
 }
 
-mg_err_t mg_proto_canonical(const struct mg_decide_req *req,
-                            const struct mg_decision *d, char *buf,
-                            size_t size, size_t *lenp) {
-        struct mg_proto_w w = {buf, size, 0};
-        char policy[sizeof(d->policy)], did[sizeof(d->decision_id)];
-        int cnt;
-
-        if (!mg_w_check(d))
-                return MG_ERR_INVALID;
-        cnt = req->scope_cnt < 0                   ? 0
-              : req->scope_cnt > MG_REQ_SCOPES_MAX ? MG_REQ_SCOPES_MAX
-                                                   : req->scope_cnt;
-        memcpy(did, d->decision_id, sizeof(did));
-        did[sizeof(did) - 1] = '\0';
-        MG_W_LIT(&w, "{\"v\":1,\"decision_id\":");
-        mg_w_str(&w, did);
-        MG_W_LIT(&w, ",\"id\":");
-        mg_w_id(&w, req);
-        MG_W_LIT(&w, ",\"identity\":");
-        mg_w_str(&w, req->identity ? req->identity : "");
-        MG_W_LIT(&w, ",\"client_id\":");
-        mg_w_str(&w, req->client_id ? req->client_id : "");
-        MG_W_LIT(&w, ",\"resource\":");
-        mg_w_str(&w, req->resource ? req->resource : "");
-        MG_W_LIT(&w, ",\"grant_type\":");
-        mg_w_str(&w, req->grant_type ? req->grant_type : "");
-        MG_W_LIT(&w, ",\"requested_scopes\":");
-        mg_w_scopes(&w, req->scopes, cnt);
-        MG_W_LIT(&w, ",\"requested_ttl\":");
-        mg_w_int(&w, req->ttl);
-        MG_W_LIT(&w, ",\"source_ip\":");
-        mg_w_str(&w, req->source_ip);
-        MG_W_LIT(&w, ",\"parent_token_id\":");
-        mg_w_str(&w, req->parent_token_id);
-        MG_W_LIT(&w, ",\"exchange_depth\":");
-        mg_w_int(&w, req->exchange_depth);
-        MG_W_LIT(&w, ",\"decision\":\"");
-        mg_w_put(&w, mg_outcome_names[d->outcome],
-                 strlen(mg_outcome_names[d->outcome]));
-        MG_W_LIT(&w, "\",\"scopes\":");
-        mg_w_scopes(&w, d->scopes, d->scope_cnt);
-        MG_W_LIT(&w, ",\"ttl\":");
-        mg_w_int(&w, d->ttl);
-        MG_W_LIT(&w, ",\"risk\":");
-        mg_w_num2(&w, d->risk, 1);
-        MG_W_LIT(&w, ",\"level\":\"");
-        mg_w_put(&w, mg_risk_level_names[d->level],
-                 strlen(mg_risk_level_names[d->level]));
-        MG_W_LIT(&w, "\",\"reasons\":");
-        mg_w_reasons(&w, d, 1);
-        MG_W_LIT(&w, ",\"policy\":");
-        mg_w_str(&w, mg_w_policy(d, policy, sizeof(policy)));
-        if (d->degraded)
-                MG_W_LIT(&w, ",\"degraded\":true}");
-        else
-                MG_W_LIT(&w, ",\"degraded\":false}");
-        return mg_w_finish(&w, lenp);
-}

@@ -1,10 +1,11 @@
 /*
  * mg_proto.h — the decision protocol's wire codec (DESIGN.md "Decision
  * protocol"): one JSON request object per line in, one JSON response or
- * error object per line out, and the canonical byte string a decision's
- * signature covers.
+ * error object per line out. (What a signature covers is the canonical
+ * form of the response, built by mg_audit_canonical_response().)
  *
- * Requests are parsed with jansson into a struct mg_decide_req, whose
+ * Requests are parsed (by hand; jansson is the reference the fuzzer
+ * compares against) into a struct mg_decide_req, whose
  * arena owns every string (no allocation survives the call). Responses
  * are written by a small JSON writer straight into the caller's buffer:
  * keys in the documented order, strings escaped (", \, control characters
@@ -34,8 +35,8 @@
 #define MG_PROTO_EXCHANGE_DEPTH_MAX 64
 /* Longest TTL a request may ask for, seconds (what an int32 holds). */
 #define MG_PROTO_TTL_MAX INT32_MAX
-/* A buffer of this size always holds a response, an error object (for a
- * message under 4 KiB) or a canonical string for a request parsed by
+/* A buffer of this size always holds a response or an error object (for a
+ * message under 4 KiB) for a request parsed by
  * mg_proto_parse_request() and a decision over it, plus six bytes per
  * byte of signature: every string escaped at the worst case (six bytes
  * per byte), the request's and the decision's. Typical responses are
@@ -90,44 +91,5 @@ mg_err_t mg_proto_format_response(const struct mg_decide_req *req,
 mg_err_t mg_proto_format_error(const struct mg_decide_req *req,
                                const char *code, const char *message,
                                char *buf, size_t size, size_t *lenp);
-
-/* The canonical form of a decision, version 1: the bytes a signature
- * covers. It is one JSON object with no whitespace and these keys in this
- * order (all always present):
- *
- *   v                1
- *   decision_id      string
- *   id               string, number (as in the response) or null
- *   identity         string
- *   client_id        string
- *   resource         string
- *   grant_type       string
- *   requested_scopes [string, …] in request order
- *   requested_ttl    integer
- *   source_ip        string or null
- *   parent_token_id  string or null
- *   exchange_depth   integer
- *   decision         "allow" | "narrow" | "step_up" | "deny"
- *   scopes           [string, …] as granted
- *   ttl              integer
- *   risk             number with exactly two decimals, e.g. 47.50, 0.00
- *   level            "low" | "medium" | "high" | "critical"
- *   reasons          [{"signal":string,"points":2-decimal number,
- *                      "detail":string}, …]
- *   policy           string, or null when no path matched
- *   degraded         true | false
- *
- * Integers are written in plain decimal (no sign for non-negative, no
- * leading zeros). Two-decimal numbers are round(x * 100) (halves away
- * from zero) as an integer, then a '.' before its last two digits ("-"
- * for negatives). Strings are escaped exactly as in the response: '"'
- * and '\' with a backslash; \n \r \t; other bytes below 0x20 as \u00xx
- * (lowercase hex); valid UTF-8 as is (0x7f included); each byte of an
- * invalid sequence as U+FFFD (EF BF BD). A NULL string is "" for the
- * required request fields. The signer signs these bytes as they are (no
- * trailing newline). Buffer rules as for mg_proto_format_response(). */
-mg_err_t mg_proto_canonical(const struct mg_decide_req *req,
-                            const struct mg_decision *d, char *buf,
-                            size_t size, size_t *lenp);
 
 #endif /* MG_PROTO_H */

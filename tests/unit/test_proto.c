@@ -2,7 +2,7 @@
  * test_proto.c — unit tests of the decision protocol codec
  * (decision/mg_proto.c): every error path of the request parser with its
  * code and message, what it decodes, the id kept for error objects, caps,
- * the exact bytes of responses, error objects and the canonical form,
+ * the exact bytes of responses and error objects,
  * string escaping (control characters, invalid UTF-8), buffer sizes, and
  * round trips through jansson, the reference JSON implementation.
  *
@@ -657,19 +657,19 @@ static void test_format_response(void **state) {
 static void test_format_numbers(void **state) {
         static const struct {
                 double v;
-                const char *resp, *canon;
+                const char *resp;
         } cases[] = {
-                {47.5, "47.5", "47.50"},   {30, "30", "30.00"},
-                {0, "0", "0.00"},          {100, "100", "100.00"},
-                {0.1, "0.1", "0.10"},      {12.345, "12.35", "12.35"},
-                {12.344, "12.34", "12.34"}, {0.005, "0.01", "0.01"},
-                {0.004, "0", "0.00"},      {99.999, "100", "100.00"},
-                {-1.5, "-1.5", "-1.50"},   {-0.001, "0", "0.00"},
-                {NAN, "0", "0.00"},        {INFINITY, "0", "0.00"},
-                {1e300, "1000000000000000", "1000000000000000.00"},
+                {47.5, "47.5"},   {30, "30"},
+                {0, "0"},          {100, "100"},
+                {0.1, "0.1"},      {12.345, "12.35"},
+                {12.344, "12.34"}, {0.005, "0.01"},
+                {0.004, "0"},      {99.999, "100"},
+                {-1.5, "-1.5"},   {-0.001, "0"},
+                {NAN, "0"},        {INFINITY, "0"},
+                {1e300, "1000000000000000"},
         };
         struct mg_decision d;
-        char want[128], *p;
+        char want[128];
         size_t i, len;
 
         (void)state;
@@ -686,16 +686,6 @@ static void test_format_numbers(void **state) {
                         fail_msg("%g: want %s in %s", cases[i].v, want, out);
                 snprintf(want, sizeof(want), "\"points\":%s,", cases[i].resp);
                 assert_non_null(strstr(out, want));
-                assert_int_equal(mg_proto_canonical(&req, &d, out,
-                                                    sizeof(out), &len),
-                                 MG_OK);
-                snprintf(want, sizeof(want), "\"risk\":%s,", cases[i].canon);
-                if (!strstr(out, want))
-                        fail_msg("%g: want %s in %s", cases[i].v, want, out);
-                p = strstr(out, "\"points\":");
-                assert_non_null(p);
-                assert_memory_equal(p + 9, cases[i].canon,
-                                    strlen(cases[i].canon));
         }
 }
 
@@ -801,10 +791,6 @@ static void test_format_sizes(void **state) {
         assert_int_equal(mg_proto_format_error(&req, "c", "m", small, 5,
                                                &need),
                          MG_ERR_TOOBIG);
-        assert_int_equal(mg_proto_canonical(&req, &d, small, sizeof(small),
-                                            &need),
-                         MG_ERR_TOOBIG);
-        assert_true(need > sizeof(small));
         /* Inconsistent decisions are refused. */
         d.outcome = MG_DECISION__CNT;
         assert_int_equal(mg_proto_format_response(&req, &d, NULL, out,
@@ -812,7 +798,8 @@ static void test_format_sizes(void **state) {
                          MG_ERR_INVALID);
         design_decision(&d);
         d.level = (enum mg_risk_level)4;
-        assert_int_equal(mg_proto_canonical(&req, &d, out, sizeof(out), &len),
+        assert_int_equal(mg_proto_format_response(&req, &d, NULL, out,
+                                                  sizeof(out), &len),
                          MG_ERR_INVALID);
         design_decision(&d);
         d.scope_cnt = MG_REQ_SCOPES_MAX + 1;
@@ -828,8 +815,8 @@ static void test_format_sizes(void **state) {
 
 /* MG_PROTO_OUT_MAX holds the worst case: the arena full of the bytes
  * that escape longest (control characters, six bytes each, where the
- * parser lets them be; '"' in scopes, which are written twice in the
- * canonical form), every scope granted, every reason full of controls. */
+ * parser lets them be), every scope granted, every reason full of
+ * controls. */
 static void test_format_worst_case(void **state) {
         static char line[MG_PROTO_LINE_MAX];
         static const char *const keys[] = {"client_id", "resource",
@@ -839,7 +826,7 @@ static void test_format_worst_case(void **state) {
                                   "0123456789012345678901234567890123456789"
                                   "012345";
         struct mg_decision d;
-        size_t o, need_resp, need_canon;
+        size_t o, need_resp;
         int i, k;
 
         (void)state;
@@ -894,13 +881,8 @@ static void test_format_worst_case(void **state) {
         assert_int_equal(mg_proto_format_response(&req, &d, sig, out,
                                                   sizeof(out), &need_resp),
                          MG_OK);
-        assert_int_equal(mg_proto_canonical(&req, &d, out, sizeof(out),
-                                            &need_canon),
-                         MG_OK);
-        print_message("worst case: response %zu bytes, canonical %zu bytes "
-                      "(MG_PROTO_OUT_MAX %d)\n",
-                      need_resp, need_canon, MG_PROTO_OUT_MAX);
-        assert_true(need_canon < MG_PROTO_OUT_MAX);
+        print_message("worst case: response %zu bytes (MG_PROTO_OUT_MAX %d)\n",
+                      need_resp, MG_PROTO_OUT_MAX);
         assert_true(need_resp < MG_PROTO_OUT_MAX);
 }
 
@@ -939,71 +921,6 @@ static void test_format_error(void **state) {
                          MG_OK);
         assert_string_equal(out, "{\"id\":null,\"error\":{\"code\":"
                                  "\"internal\",\"message\":\"\"}}");
-}
-
-static void test_canonical(void **state) {
-        struct mg_decision d;
-        char first[2048];
-        size_t len;
-
-        (void)state;
-        assert_int_equal(parse(DESIGN_REQ), MG_OK);
-        design_decision(&d);
-        assert_int_equal(mg_proto_canonical(&req, &d, out, sizeof(out), &len),
-                         MG_OK);
-        assert_string_equal(
-                out,
-                "{\"v\":1,\"decision_id\":\"d-0001\",\"id\":\"r-17\","
-                "\"identity\":\"spiffe://corp/ci/deployer\",\"client_id\":"
-                "\"gh-actions\",\"resource\":\"api://deploy\",\"grant_type\":"
-                "\"token_exchange\",\"requested_scopes\":[\"deploy:write\","
-                "\"secrets:read\"],\"requested_ttl\":3600,\"source_ip\":"
-                "\"198.51.100.4\",\"parent_token_id\":\"t-91\","
-                "\"exchange_depth\":0,\"decision\":\"narrow\",\"scopes\":"
-                "[\"deploy:write\"],\"ttl\":300,\"risk\":47.50,\"level\":"
-                "\"medium\",\"reasons\":[{\"signal\":\"new_source\","
-                "\"points\":30.00,\"detail\":\"198.51.100.0/24 never seen\"},"
-                "{\"signal\":\"scope_unused\",\"points\":0.00,\"detail\":"
-                "\"secrets:read not used in 30d: removed\"}],\"policy\":"
-                "\"gh-actions/api://deploy\",\"degraded\":false}");
-        assert_true(len < sizeof(first));
-        memcpy(first, out, len + 1);
-        /* Deterministic, and every signed value changes the bytes. */
-        assert_int_equal(mg_proto_canonical(&req, &d, out, sizeof(out), &len),
-                         MG_OK);
-        assert_string_equal(out, first);
-        d.decision_id[0] = 'e';
-        assert_int_equal(mg_proto_canonical(&req, &d, out, sizeof(out), &len),
-                         MG_OK);
-        assert_string_not_equal(out, first);
-        design_decision(&d);
-        d.ttl = 301;
-        mg_proto_canonical(&req, &d, out, sizeof(out), &len);
-        assert_string_not_equal(out, first);
-        design_decision(&d);
-        d.risk = 47.51;
-        mg_proto_canonical(&req, &d, out, sizeof(out), &len);
-        assert_string_not_equal(out, first);
-        /* ... but not noise below the fixed precision. */
-        design_decision(&d);
-        d.risk = 47.500001;
-        mg_proto_canonical(&req, &d, out, sizeof(out), &len);
-        assert_string_equal(out, first);
-        /* Optional context as null, numeric id bare. */
-        assert_int_equal(parse(with("\"id\":5")), MG_OK);
-        memset(&d, 0, sizeof(d));
-        d.outcome = MG_DECISION_DENY;
-        assert_int_equal(mg_proto_canonical(&req, &d, out, sizeof(out), &len),
-                         MG_OK);
-        assert_string_equal(
-                out,
-                "{\"v\":1,\"decision_id\":\"\",\"id\":5,\"identity\":\"i\","
-                "\"client_id\":\"c\",\"resource\":\"r\",\"grant_type\":"
-                "\"client_credentials\",\"requested_scopes\":[\"a\"],"
-                "\"requested_ttl\":60,\"source_ip\":null,"
-                "\"parent_token_id\":null,\"exchange_depth\":0,\"decision\":"
-                "\"deny\",\"scopes\":[],\"ttl\":0,\"risk\":0.00,\"level\":"
-                "\"low\",\"reasons\":[],\"policy\":null,\"degraded\":false}");
 }
 
 static void test_outcome_names(void **state) {
@@ -1076,7 +993,6 @@ int main(void) {
                 cmocka_unit_test(test_format_sizes),
                 cmocka_unit_test(test_format_worst_case),
                 cmocka_unit_test(test_format_error),
-                cmocka_unit_test(test_canonical),
                 cmocka_unit_test(test_outcome_names),
                 cmocka_unit_test(test_timing),
         };
