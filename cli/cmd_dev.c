@@ -157,9 +157,21 @@ static void dev_redis_stop(struct dev_redis *rd) {
                 rd->pid = 0;
         }
         if (rd->dir[0]) {
-                snprintf(path, sizeof(path), "%s/redis.log", rd->dir);
-                unlink(path);
-                rmdir(rd->dir);
+                /* Everything dev put there: Redis' log, the demo policy,
+                 * the demo's audit log. */
+                static const char *const files[] = {"redis.log",
+                                                    "policy.yaml",
+                                                    "audit.log"};
+                size_t i;
+
+                for (i = 0; i < sizeof(files) / sizeof(*files); i++) {
+                        snprintf(path, sizeof(path), "%s/%s", rd->dir,
+                                 files[i]);
+                        unlink(path);
+                }
+                if (rmdir(rd->dir) != 0)
+                        mg_log_warn("dev", "%s left behind: %s", rd->dir,
+                                    strerror(errno));
         }
 }
 
