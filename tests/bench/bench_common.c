@@ -89,53 +89,76 @@ void bench_make_event(struct mg_event *ev, uint64_t i, int64_t now_ms,
                 bench_die("make_event", errstr);
 }
 
-void bench_fill(const char *bootstrap, uint64_t n, unsigned n_ids) {
-        static const char *const topics[] = {"mg.auth", "mg.usage",
-                                             "mg.signals"};
-        static struct mg_event ev;
-        struct mg_avro_registry *reg;
-        struct mg_avro_encoder *enc;
-        rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-        unsigned char buf[MG_AVRO_MSG_MAX];
-        char errstr[512];
-        int64_t now_ms = mg_time_now_ms();
-        rd_kafka_t *rk;
-        uint64_t i;
-        size_t len;
+struct bench_producer {
+        struct mg_avro_registry *reg;  /* built-in schemas */
+        struct mg_avro_encoder *enc;   /* single-object encoding */
+        rd_kafka_t *rk;                /* the producer */
+        unsigned char buf[MG_AVRO_MSG_MAX]; /* one encoded message */
+};
 
-        if (mg_avro_registry_new(&reg, errstr, sizeof(errstr)) ||
-            mg_avro_encoder_new(reg, MG_AVRO_SINGLE_OBJECT, &enc, errstr,
-                                sizeof(errstr)))
+struct bench_producer *bench_producer_new(const char *bootstrap,
+                                          const char *linger_ms) {
+        struct bench_producer *bp = calloc(1, sizeof(*bp));
+        rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+        char errstr[512];
+
+        if (!bp)
+                bench_die("producer", "out of memory");
+        if (mg_avro_registry_new(&bp->reg, errstr, sizeof(errstr)) ||
+            mg_avro_encoder_new(bp->reg, MG_AVRO_SINGLE_OBJECT, &bp->enc,
+                                errstr, sizeof(errstr)))
                 bench_die("encoder", errstr);
         rd_kafka_conf_set(kconf, "bootstrap.servers", bootstrap, NULL, 0);
-        rd_kafka_conf_set(kconf, "linger.ms", "20", NULL, 0);
+        rd_kafka_conf_set(kconf, "linger.ms", linger_ms, NULL, 0);
         rd_kafka_conf_set(kconf, "batch.size", "1000000", NULL, 0);
         rd_kafka_conf_set(kconf, "queue.buffering.max.messages", "2000000",
                           NULL, 0);
-        if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr,
-                                sizeof(errstr))))
+        if (!(bp->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr,
+                                    sizeof(errstr))))
                 bench_die("producer", errstr);
+        return bp;
+}
+
+void bench_produce(struct bench_producer *bp, const struct mg_event *ev) {
+        static const char *const topics[] = {"mg.auth", "mg.usage",
+                                             "mg.signals"};
+        char errstr[512];
+        size_t len;
+
+        if (mg_avro_encode(bp->enc, ev, NULL, bp->buf, sizeof(bp->buf), &len,
+                           errstr, sizeof(errstr)))
+                bench_die("encode", errstr);
+        while (rd_kafka_producev(bp->rk, RD_KAFKA_V_TOPIC(topics[ev->type]),
+                                 RD_KAFKA_V_KEY(ev->identity,
+                                                strlen(ev->identity)),
+                                 RD_KAFKA_V_VALUE(bp->buf, len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(bp->rk, 10);
+        rd_kafka_poll(bp->rk, 0);
+}
+
+void bench_producer_destroy(struct bench_producer *bp) {
+        if (rd_kafka_flush(bp->rk, 60000))
+                bench_die("flush", "timed out");
+        rd_kafka_destroy(bp->rk);
+        mg_avro_encoder_destroy(bp->enc);
+        mg_avro_registry_destroy(bp->reg);
+        free(bp);
+}
+
+void bench_fill(const char *bootstrap, uint64_t n, unsigned n_ids) {
+        static struct mg_event ev;
+        struct bench_producer *bp = bench_producer_new(bootstrap, "20");
+        int64_t now_ms = mg_time_now_ms();
+        uint64_t i;
+
         for (i = 0; i < n; i++) {
                 bench_make_event(&ev, i, now_ms, n_ids);
-                if (mg_avro_encode(enc, &ev, NULL, buf, sizeof(buf), &len,
-                                   errstr, sizeof(errstr)))
-                        bench_die("encode", errstr);
-                while (rd_kafka_producev(
-                               rk, RD_KAFKA_V_TOPIC(topics[ev.type]),
-                               RD_KAFKA_V_KEY(ev.identity,
-                                              strlen(ev.identity)),
-                               RD_KAFKA_V_VALUE(buf, len),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                               RD_KAFKA_V_END) ==
-                       RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        rd_kafka_poll(rk, 10);
-                rd_kafka_poll(rk, 0);
+                bench_produce(bp, &ev);
         }
-        if (rd_kafka_flush(rk, 60000))
-                bench_die("flush", "timed out");
-        rd_kafka_destroy(rk);
-        mg_avro_encoder_destroy(enc);
-        mg_avro_registry_destroy(reg);
+        bench_producer_destroy(bp);
 }
 
 static double bare_assigned_at;

@@ -28,6 +28,15 @@ void bench_make_event(struct mg_event *ev, uint64_t i, int64_t now_ms,
  * single-object encoded, and wait for every delivery. */
 void bench_fill(const char *bootstrap, uint64_t n, unsigned n_ids);
 
+/* A producer of mintgate events (single-object Avro, to mg.auth /
+ * mg.usage / mg.signals by type, keyed by identity). */
+struct bench_producer;
+struct bench_producer *bench_producer_new(const char *bootstrap,
+                                          const char *linger_ms);
+void bench_produce(struct bench_producer *bp, const struct mg_event *ev);
+/* Flush (every delivery acknowledged) and free. */
+void bench_producer_destroy(struct bench_producer *bp);
+
 /* A bare librdkafka consumer group reading n messages of the three input
  * topics and doing nothing with them: messages/s from the assignment of
  * its partitions to its nth message. */
