@@ -33,69 +33,8 @@ static struct mg_avro_encoder *fz_enc;
 static struct mg_event fz_ev, fz_ev2, fz_ref_ev;
 static uint8_t fz_out[MG_AVRO_MSG_MAX];
 
-/* The evolved writers (the same as in tests/unit/test_avro.c). */
-static const char fz_auth_x[] =
-        "{\"type\":\"record\",\"name\":\"AuthEvent\",\"namespace\":"
-        "\"io.mintgate.events\",\"fields\":["
-        "{\"name\":\"region\",\"type\":\"string\"},"
-        "{\"name\":\"grant_type\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"GrantType\",\"symbols\":[\"magic\",\"device_code\","
-        "\"authorization_code\",\"jwt_bearer\",\"refresh_token\","
-        "\"token_exchange\",\"client_credentials\"]}},"
-        "{\"name\":\"scopes\",\"type\":{\"type\":\"array\",\"items\":"
-        "[\"null\",\"string\"]}},"
-        "{\"name\":\"identity\",\"type\":\"string\"},"
-        "{\"name\":\"event_id\",\"type\":\"string\"},"
-        "{\"name\":\"ts\",\"type\":\"long\"},"
-        "{\"name\":\"identity_kind\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"IdentityKind\",\"symbols\":[\"robot\",\"workload\",\"unknown\","
-        "\"ai_agent\"]}},"
-        "{\"name\":\"client_id\",\"type\":[\"null\",\"string\",\"int\"]},"
-        "{\"name\":\"source_ip\",\"type\":\"string\"},"
-        "{\"name\":\"user_agent\",\"type\":[\"string\",\"null\"]},"
-        "{\"name\":\"auth_method\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"AuthMethod\",\"symbols\":[\"api_key\",\"oidc_federation\","
-        "\"x509_svid\",\"jwt_svid\",\"mtls\",\"private_key_jwt\","
-        "\"client_secret\"]}},"
-        "{\"name\":\"audience\",\"type\":\"string\"},"
-        "{\"name\":\"extra\",\"type\":{\"type\":\"map\",\"values\":[\"null\","
-        "{\"type\":\"record\",\"name\":\"Blob\",\"fields\":["
-        "{\"name\":\"b\",\"type\":\"bytes\"},"
-        "{\"name\":\"f\",\"type\":{\"type\":\"fixed\",\"name\":\"F4\","
-        "\"size\":4}},"
-        "{\"name\":\"d\",\"type\":\"double\"},"
-        "{\"name\":\"x\",\"type\":\"float\"},"
-        "{\"name\":\"ok\",\"type\":\"boolean\"}]}]}},"
-        "{\"name\":\"outcome\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"AuthOutcome\",\"symbols\":[\"success\",\"failure\"]}},"
-        "{\"name\":\"failure_reason\",\"type\":\"null\"},"
-        "{\"name\":\"token_id\",\"type\":[\"null\",\"string\"]}]}";
-static const char fz_usage_x[] =
-        "{\"type\":\"record\",\"name\":\"UsageEvent\",\"namespace\":"
-        "\"io.mintgate.events\",\"fields\":["
-        "{\"name\":\"bytes\",\"type\":\"int\"},"
-        "{\"name\":\"event_id\",\"type\":\"string\"},"
-        "{\"name\":\"ts\",\"type\":[\"long\",\"int\",\"null\"]},"
-        "{\"name\":\"identity\",\"type\":\"string\"},"
-        "{\"name\":\"resource\",\"type\":\"string\"},"
-        "{\"name\":\"g\",\"type\":{\"type\":\"array\",\"items\":\"long\"}},"
-        "{\"name\":\"action\",\"type\":\"string\"},"
-        "{\"name\":\"token_id\",\"type\":[\"null\",\"string\",\"boolean\"]},"
-        "{\"name\":\"source_ip\",\"type\":\"null\"},"
-        "{\"name\":\"status\",\"type\":[\"null\",\"int\"]}]}";
-static const char fz_signal_x[] =
-        "{\"type\":\"record\",\"name\":\"SignalEvent\",\"namespace\":"
-        "\"io.mintgate.events\",\"fields\":["
-        "{\"name\":\"kind\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"SignalKind\",\"symbols\":[\"release\",\"quarantine\","
-        "\"credential_compromise\",\"secret_exposed\"]}},"
-        "{\"name\":\"identity\",\"type\":\"string\"},"
-        "{\"name\":\"next\",\"type\":[\"null\",{\"type\":\"record\","
-        "\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"
-        "{\"name\":\"next\",\"type\":[\"null\",\"Node\"]}]}]},"
-        "{\"name\":\"event_id\",\"type\":\"string\"},"
-        "{\"name\":\"ts\",\"type\":\"long\"},"
-        "{\"name\":\"source\",\"type\":\"string\"}]}";
+/* The evolved writers of tests/unit/test_avro.c. */
+#include "../avro_evolved.h"
 
 /* Avro C puts a 4-byte reference count in front of every value instance
  * and hands out the address after it, so every pointer stored inside a
@@ -112,14 +51,14 @@ static void fz_init(void) {
         char errstr[512];
 
         if (mg_avro_registry_new(&fz_reg, errstr, sizeof(errstr)) ||
-            mg_avro_registry_add(fz_reg, "auth.x", fz_auth_x,
-                                 strlen(fz_auth_x), 21, errstr,
+            mg_avro_registry_add(fz_reg, "auth.x", mg_test_auth_x,
+                                 strlen(mg_test_auth_x), 21, errstr,
                                  sizeof(errstr)) ||
-            mg_avro_registry_add(fz_reg, "usage.x", fz_usage_x,
-                                 strlen(fz_usage_x), 22, errstr,
+            mg_avro_registry_add(fz_reg, "usage.x", mg_test_usage_x,
+                                 strlen(mg_test_usage_x), 22, errstr,
                                  sizeof(errstr)) ||
-            mg_avro_registry_add(fz_reg, "signal.x", fz_signal_x,
-                                 strlen(fz_signal_x), 23, errstr,
+            mg_avro_registry_add(fz_reg, "signal.x", mg_test_signal_x,
+                                 strlen(mg_test_signal_x), 23, errstr,
                                  sizeof(errstr)) ||
             mg_avro_decoder_new(fz_reg, &fz_dec, errstr, sizeof(errstr)) ||
             mg_avro_decoder_new(fz_reg, &fz_ref, errstr, sizeof(errstr)) ||

@@ -1807,68 +1807,7 @@ static void test_differential_builtin(void **state) {
  * ("magic"). They are written with Avro C's generic values from random
  * events, and now and then take a random union branch or enum symbol.
  */
-static const char t_auth_x[] =
-        "{\"type\":\"record\",\"name\":\"AuthEvent\",\"namespace\":"
-        "\"io.mintgate.events\",\"fields\":["
-        "{\"name\":\"region\",\"type\":\"string\"},"
-        "{\"name\":\"grant_type\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"GrantType\",\"symbols\":[\"magic\",\"device_code\","
-        "\"authorization_code\",\"jwt_bearer\",\"refresh_token\","
-        "\"token_exchange\",\"client_credentials\"]}},"
-        "{\"name\":\"scopes\",\"type\":{\"type\":\"array\",\"items\":"
-        "[\"null\",\"string\"]}},"
-        "{\"name\":\"identity\",\"type\":\"string\"},"
-        "{\"name\":\"event_id\",\"type\":\"string\"},"
-        "{\"name\":\"ts\",\"type\":\"long\"},"
-        "{\"name\":\"identity_kind\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"IdentityKind\",\"symbols\":[\"robot\",\"workload\",\"unknown\","
-        "\"ai_agent\"]}},"
-        "{\"name\":\"client_id\",\"type\":[\"null\",\"string\",\"int\"]},"
-        "{\"name\":\"source_ip\",\"type\":\"string\"},"
-        "{\"name\":\"user_agent\",\"type\":[\"string\",\"null\"]},"
-        "{\"name\":\"auth_method\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"AuthMethod\",\"symbols\":[\"api_key\",\"oidc_federation\","
-        "\"x509_svid\",\"jwt_svid\",\"mtls\",\"private_key_jwt\","
-        "\"client_secret\"]}},"
-        "{\"name\":\"audience\",\"type\":\"string\"},"
-        "{\"name\":\"extra\",\"type\":{\"type\":\"map\",\"values\":[\"null\","
-        "{\"type\":\"record\",\"name\":\"Blob\",\"fields\":["
-        "{\"name\":\"b\",\"type\":\"bytes\"},"
-        "{\"name\":\"f\",\"type\":{\"type\":\"fixed\",\"name\":\"F4\","
-        "\"size\":4}},"
-        "{\"name\":\"d\",\"type\":\"double\"},"
-        "{\"name\":\"x\",\"type\":\"float\"},"
-        "{\"name\":\"ok\",\"type\":\"boolean\"}]}]}},"
-        "{\"name\":\"outcome\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"AuthOutcome\",\"symbols\":[\"success\",\"failure\"]}},"
-        "{\"name\":\"failure_reason\",\"type\":\"null\"},"
-        "{\"name\":\"token_id\",\"type\":[\"null\",\"string\"]}]}";
-static const char t_usage_x[] =
-        "{\"type\":\"record\",\"name\":\"UsageEvent\",\"namespace\":"
-        "\"io.mintgate.events\",\"fields\":["
-        "{\"name\":\"bytes\",\"type\":\"int\"},"
-        "{\"name\":\"event_id\",\"type\":\"string\"},"
-        "{\"name\":\"ts\",\"type\":[\"long\",\"int\",\"null\"]},"
-        "{\"name\":\"identity\",\"type\":\"string\"},"
-        "{\"name\":\"resource\",\"type\":\"string\"},"
-        "{\"name\":\"g\",\"type\":{\"type\":\"array\",\"items\":\"long\"}},"
-        "{\"name\":\"action\",\"type\":\"string\"},"
-        "{\"name\":\"token_id\",\"type\":[\"null\",\"string\",\"boolean\"]},"
-        "{\"name\":\"source_ip\",\"type\":\"null\"},"
-        "{\"name\":\"status\",\"type\":[\"null\",\"int\"]}]}";
-static const char t_signal_x[] =
-        "{\"type\":\"record\",\"name\":\"SignalEvent\",\"namespace\":"
-        "\"io.mintgate.events\",\"fields\":["
-        "{\"name\":\"kind\",\"type\":{\"type\":\"enum\",\"name\":"
-        "\"SignalKind\",\"symbols\":[\"release\",\"quarantine\","
-        "\"credential_compromise\",\"secret_exposed\"]}},"
-        "{\"name\":\"identity\",\"type\":\"string\"},"
-        "{\"name\":\"next\",\"type\":[\"null\",{\"type\":\"record\","
-        "\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"
-        "{\"name\":\"next\",\"type\":[\"null\",\"Node\"]}]}]},"
-        "{\"name\":\"event_id\",\"type\":\"string\"},"
-        "{\"name\":\"ts\",\"type\":\"long\"},"
-        "{\"name\":\"source\",\"type\":\"string\"}]}";
+#include "../avro_evolved.h"
 
 /* Values an event holds for a writer field, to write the field from. */
 enum t_xkind {
@@ -2168,9 +2107,9 @@ static struct t_xstate *t_xsetup(void) {
                 const char *label;  /* registered as */
                 const char *json;   /* writer schema */
                 uint32_t id;        /* Confluent id */
-        } x[] = {{"auth.x", t_auth_x, 21},
-                 {"usage.x", t_usage_x, 22},
-                 {"signal.x", t_signal_x, 23}};
+        } x[] = {{"auth.x", mg_test_auth_x, 21},
+                 {"usage.x", mg_test_usage_x, 22},
+                 {"signal.x", mg_test_signal_x, 23}};
         struct t_xstate *xs = calloc(1, sizeof(*xs));
         char errstr[512];
         size_t i;
