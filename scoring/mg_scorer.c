@@ -53,6 +53,7 @@ struct mg_scorer {
         size_t cnt;                         /* entries */
         struct scorer_entry *lru_head, *lru_tail;
         struct mg_store_rec **recs;         /* scratch: records of a call */
+        struct scorer_entry **ev_ents;      /* scratch: each event's entry */
         int *conflicts;                     /* scratch: save results */
         size_t scratch_cap;
         struct scorer_entry **dirty;        /* changed since the last flush */
@@ -174,17 +175,20 @@ void mg_scorer_cache_clear(struct mg_scorer *sc) {
 }
 
 static int scratch_reserve(struct mg_scorer *sc, size_t n) {
-        void *a, *c;
+        void *a, *b, *c;
 
         if (n <= sc->scratch_cap)
                 return 0;
         a = realloc(sc->recs, n * sizeof(*sc->recs));
         if (a)
                 sc->recs = a;
+        b = realloc(sc->ev_ents, n * sizeof(*sc->ev_ents));
+        if (b)
+                sc->ev_ents = b;
         c = realloc(sc->conflicts, n * sizeof(*sc->conflicts));
         if (c)
                 sc->conflicts = c;
-        if (!a || !c)
+        if (!a || !b || !c)
                 return -1;
         sc->scratch_cap = n;
         return 0;
@@ -239,6 +243,7 @@ void mg_scorer_destroy(struct mg_scorer *sc) {
                 mg_scorer_cache_clear(sc);
         free(sc->buckets);
         free(sc->recs);
+        free(sc->ev_ents);
         free(sc->conflicts);
         free(sc->dirty);
         mg_store_destroy(&sc->store);
@@ -305,6 +310,7 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                 }
                 lru_unlink(sc, e);
                 lru_push(sc, e);
+                sc->ev_ents[i] = e; /* steps 1 and 2 see the same entries */
         }
         if (nload > 0) {
                 err = sc->store.ops->load_cb(sc->store.st, sc->recs, nload,
@@ -321,8 +327,7 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
         /* 2. Apply in order; skip what the baseline has already applied. */
         for (i = 0; i < cnt; i++) {
                 const struct mg_event *ev = evs[i];
-                struct scorer_entry *e = cache_find(sc, ev->identity,
-                                                    fnv1a(ev->identity));
+                struct scorer_entry *e = sc->ev_ents[i];
                 struct mg_store_origin *o = NULL;
                 struct mg_apply_result res;
                 mg_err_t aerr;
