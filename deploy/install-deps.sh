@@ -12,6 +12,8 @@ PKGS=(
   libyaml-dev libssl-dev libcmocka-dev
   # run and test: Redis server and CLI tools, Kafka CLI client, test driver
   redis-server redis-tools kcat python3 openssl
+  # the analyst report is checked by rendering it in headless Chromium
+  chromium fonts-dejavu-core
 )
 
 missing=()
