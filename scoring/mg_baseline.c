@@ -1202,6 +1202,7 @@ mg_err_t mg_baseline_apply(struct mg_baseline *bl,
         for (s = 0; s < MG_SIG__CNT; s++) {
                 if (ctx.fired.mask & (1u << s)) {
                         bl->contrib[s] += ctx.fired.points[s];
+                        res->points[s] = ctx.fired.points[s];
                         memcpy(bl->detail[s], ctx.fired.detail[s],
                                MG_BL_DETAIL);
                 }

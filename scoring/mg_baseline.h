@@ -105,6 +105,7 @@ struct mg_risk {
 struct mg_apply_result {
         int applied;                 /* 0: rejected (late), see err */
         unsigned fired;              /* bitmask of (1 << enum mg_signal) */
+        double points[MG_SIG__CNT];  /* points each fired signal added */
         struct mg_risk risk;         /* risk after the event */
         int risk_changed;            /* level or score moved by >= 0.5 */
 };

@@ -282,8 +282,16 @@ static void scorer_unload(struct mg_scorer *sc, size_t n) {
         }
 }
 
+const struct mg_baseline *mg_scorer_baseline(struct mg_scorer *sc,
+                                             const char *identity) {
+        struct scorer_entry *e = cache_find(sc, identity, fnv1a(identity));
+
+        return e ? e->rec->bl : NULL;
+}
+
 mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs,
-                         size_t cnt, mg_err_t *verdicts, char *errstr,
+                         size_t cnt, mg_err_t *verdicts,
+                         struct mg_apply_result *results, char *errstr,
                          size_t errstr_size) {
         size_t i, nload = 0;
         uint64_t t0 = mono_us(), t1;
@@ -329,10 +337,12 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                 const struct mg_event *ev = evs[i];
                 struct scorer_entry *e = sc->ev_ents[i];
                 struct mg_store_origin *o = NULL;
-                struct mg_apply_result res;
+                struct mg_apply_result scratch;
+                struct mg_apply_result *res = results ? &results[i] : &scratch;
                 mg_err_t aerr;
 
                 verdicts[i] = MG_OK;
+                res->applied = 0;
                 if (ev->origin.topic) {
                         o = mg_store_rec_origin(e->rec, ev->origin.topic,
                                                 ev->origin.partition);
@@ -355,7 +365,7 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                                          "out of memory");
                         goto fail;
                 }
-                aerr = mg_baseline_apply(e->rec->bl, sc->conf, ev, &res);
+                aerr = mg_baseline_apply(e->rec->bl, sc->conf, ev, res);
                 if (aerr == MG_ERR_LATE) {
                         verdicts[i] = MG_ERR_LATE;
                         sc->stats.late++;
@@ -370,8 +380,8 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                 }
                 /* The baseline remembers what it last published, so a
                  * reloaded identity does not publish the same risk twice. */
-                e->risk = res.risk;
-                e->risk_changed |= res.risk_changed;
+                e->risk = res->risk;
+                e->risk_changed |= res->risk_changed;
                 sc->stats.applied++;
         }
         sc->stats.apply_us += mono_us() - t1;

@@ -69,13 +69,22 @@ void mg_scorer_destroy(struct mg_scorer *sc);
 /* Apply cnt events (validated, origin set, in consumption order) to the
  * cached baselines, loading missing identities from the store (one round
  * trip). verdicts[i] is set to MG_OK or to a dead-letter error for events
- * that were refused (MG_ERR_LATE). Nothing is saved yet: the effects are
- * durable after the next successful mg_scorer_flush(). Returns a
- * retry-class error when the store is unreachable (nothing of this batch
- * was applied; earlier unflushed batches are kept), or a fatal error. */
+ * that were refused (MG_ERR_LATE). results, when not NULL, gets what each
+ * event did (results[i].applied is 0 for a refused or already-applied
+ * event). Nothing is saved yet: the effects are durable after the next
+ * successful mg_scorer_flush(). Returns a retry-class error when the store
+ * is unreachable (nothing of this batch was applied; earlier unflushed
+ * batches are kept), or a fatal error. */
 mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs,
-                         size_t cnt, mg_err_t *verdicts, char *errstr,
+                         size_t cnt, mg_err_t *verdicts,
+                         struct mg_apply_result *results, char *errstr,
                          size_t errstr_size);
+
+/* The cached baseline of identity, or NULL when it is not cached (for
+ * replay, which caches every identity: NULL means never seen). Valid until
+ * the next call on sc. */
+const struct mg_baseline *mg_scorer_baseline(struct mg_scorer *sc,
+                                             const char *identity);
 
 /* Save every baseline changed since the last flush, with its offsets and,
  * when its risk moved, its risk record (published): one pipelined round

@@ -99,6 +99,11 @@ mg_err_t mg_store_redis_new(const struct mg_redis_conf *conf,
                             struct mg_store *store, char *errstr,
                             size_t errstr_size);
 
+/* An in-memory store (mg_store_mem.c) for offline replay: the same
+ * contract, baselines held as encoded blobs in one process. */
+mg_err_t mg_store_mem_new(struct mg_store *store, char *errstr,
+                          size_t errstr_size);
+
 void mg_store_destroy(struct mg_store *store);
 
 /* Allocate / free a record (with its baseline). */
