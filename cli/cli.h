@@ -146,6 +146,15 @@ struct cli_score_sink {
         void (*observe_cb)(void *opaque, const struct mg_event **evs,
                            const mg_err_t *verdicts, size_t cnt);
         void *observe_opaque;
+        /* Optional reload (SIGHUP): when *reload is set, the configuration
+         * is loaded again as common says; the scoring keys apply from the
+         * next batch, the baselines are kept, and changed keys that need
+         * a restart are reported and left as they run. A broken file is
+         * reported and changes nothing. */
+        volatile sig_atomic_t *reload;
+        const struct cli_common *common; /* how it was loaded */
+        struct cli_conf *running;        /* the configuration at start */
+        struct cli_conf *reloaded;       /* the latest reload, owned */
 };
 
 void cli_score_sink_init(struct cli_score_sink *ss,

@@ -36,8 +36,8 @@ static mg_err_t score_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
         }
         for (i = 0; i < n; i++)
                 ss->evs[i] = mg_ingest_batch_event(batch, i);
-        err = mg_scorer_apply(ss->sc, ss->evs, n, ss->verdicts, errstr,
-                              errstr_size);
+        err = mg_scorer_apply(ss->sc, ss->evs, n, ss->verdicts, NULL,
+                              errstr, errstr_size);
         if (err)
                 return err;
         for (i = 0; i < n; i++)
@@ -84,15 +84,63 @@ static void score_partitions_cb(void *opaque, int assigned,
                 mg_scorer_cache_clear(ss->sc);
 }
 
+static void score_reload_key_cb(void *opaque, const struct mg_conf_prop *prop) {
+        if (prop->reloadable)
+                mg_log_info("score", "reload: %s changed", prop->name);
+        else
+                mg_log_warn("score",
+                            "reload: %s changed but needs a restart; the "
+                            "running value stays",
+                            prop->name);
+}
+
+static void score_reload(struct cli_score_sink *ss) {
+        struct cli_conf *cc = calloc(1, sizeof(*cc));
+        struct cli_conf *cur = ss->reloaded ? ss->reloaded : ss->running;
+        size_t n;
+
+        *ss->reload = 0;
+        if (!cc || cli_conf_load(cc, ss->common, "score: reload")) {
+                mg_log_error("score", "reload failed%s; the running "
+                                      "settings stay",
+                             cc ? " (error above)" : ": out of memory");
+                free(cc);
+                return;
+        }
+        n = mg_conf_diff(cur->conf, cc->conf, score_reload_key_cb, NULL);
+        mg_scorer_set_conf(ss->sc, &cc->scoring);
+        if (ss->reloaded) {
+                cli_conf_free(ss->reloaded);
+                free(ss->reloaded);
+        }
+        ss->reloaded = cc;
+        mg_log_info("score",
+                    "configuration reloaded (%zu keys changed); baselines "
+                    "kept",
+                    n);
+}
+
+static void score_tick_cb(void *opaque) {
+        struct cli_score_sink *ss = opaque;
+
+        if (ss->reload && *ss->reload)
+                score_reload(ss);
+}
+
 void cli_score_sink_init(struct cli_score_sink *ss,
                          struct mg_ingest_sink *sink) {
         sink->deliver_cb = score_deliver_cb;
         sink->flush_cb = score_flush_cb;
         sink->partitions_cb = score_partitions_cb;
         sink->opaque = ss;
+        sink->tick_cb = score_tick_cb;
 }
 
 void cli_score_sink_free(struct cli_score_sink *ss) {
+        if (ss->reloaded) {
+                cli_conf_free(ss->reloaded);
+                free(ss->reloaded);
+        }
         mg_scorer_destroy(ss->sc);
         free(ss->evs);
         free(ss->verdicts);

@@ -69,7 +69,8 @@ int cmd_ingest_main(int argc, char **argv) {
                 {NULL, 0, NULL, 0}};
         struct mg_ingest_run_opts ropts = {0, 0};
         struct print_sink psink = {0, stdout};
-        struct mg_ingest_sink sink = {print_deliver_cb, NULL, NULL, &psink};
+        struct mg_ingest_sink sink = {print_deliver_cb, NULL, NULL, &psink,
+                                      NULL};
         struct mg_ingest_stats st;
         struct cli_common common;
         struct cli_conf cc;

@@ -3,7 +3,9 @@
  * stage (consumer group, decode, validate, DLQ, commits) with the scorer as
  * its sink: a batch is acknowledged only once its baselines, offsets and
  * risk changes are saved in Redis. Run more workers with the same group to
- * spread identities over them.
+ * spread identities over them. SIGHUP reloads the configuration file:
+ * the scoring keys (weights, thresholds, warm-ups, half-lives) apply from
+ * the next batch and every baseline is kept.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,6 +18,13 @@
 #include "cli.h"
 #include "mg_log.h"
 
+static volatile sig_atomic_t score_hup;
+
+static void score_on_hup(int sig) {
+        (void)sig;
+        score_hup = 1;
+}
+
 static void score_usage(FILE *fp) {
         fprintf(fp,
                 "Usage: mintgate score [options]\n\n"
@@ -23,7 +32,9 @@ static void score_usage(FILE *fp) {
                 "identity's baseline and\nlive risk in Redis, publishes risk "
                 "changes on redis.risk_channel. Offsets are\ncommitted only "
                 "after Redis has the effects; while Redis is unreachable, "
-                "it\npauses and resumes by itself.\n\n" CLI_COMMON_HELP
+                "it\npauses and resumes by itself. SIGHUP reloads the "
+                "configuration file: scoring\nkeys apply from the next batch, "
+                "baselines are kept.\n\n" CLI_COMMON_HELP
                 CLI_CONSUMER_HELP);
 }
 
@@ -76,6 +87,10 @@ int cmd_score_main(int argc, char **argv) {
                 goto out;
         }
         cli_score_sink_init(&ss, &sink);
+        ss.reload = &score_hup;
+        ss.common = &common;
+        ss.running = &cc;
+        signal(SIGHUP, score_on_hup);
         if ((err = mg_ingest_new(&cc.ingest, &sink, &ing, errstr,
                                  sizeof(errstr)))) {
                 fprintf(stderr, "mintgate score: %s\n", errstr);

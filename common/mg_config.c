@@ -40,6 +40,7 @@
  */
 #include "mg_config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -1224,6 +1225,66 @@ mg_err_t mg_conf_set(struct mg_conf *conf, const char *key, const char *value,
  */
 
 /* Bounds of a property as text ("" when unbounded). */
+static int mg_conf_str_eq(const char *x, const char *y) {
+        return !strcmp(x ? x : "", y ? y : "");
+}
+
+static int mg_conf_map_eq(const struct mg_conf_map *x,
+                          const struct mg_conf_map *y) {
+        size_t i;
+
+        if (x->cnt != y->cnt)
+                return 0;
+        for (i = 0; i < x->cnt; i++)
+                if (strcmp(x->keys[i], y->keys[i]) ||
+                    strcmp(x->values[i], y->values[i]))
+                        return 0;
+        return 1;
+}
+
+/* Whether prop has the same value in both sections. */
+static int mg_conf_prop_eq(const struct mg_conf_section *sa,
+                           const struct mg_conf_section *sb,
+                           const struct mg_conf_prop *prop) {
+        const void *x = mg_conf_field(sa, prop), *y = mg_conf_field(sb, prop);
+
+        switch (prop->type) {
+        case MG_CONF_STR:
+                return mg_conf_str_eq(*(char *const *)x, *(char *const *)y);
+        case MG_CONF_INT:
+        case MG_CONF_MS:
+                return *(const int64_t *)x == *(const int64_t *)y;
+        case MG_CONF_DOUBLE:
+                return *(const double *)x == *(const double *)y;
+        case MG_CONF_BOOL:
+                return *(const int *)x == *(const int *)y;
+        case MG_CONF_MAP:
+                return mg_conf_map_eq(x, y);
+        }
+        return 0;
+}
+
+size_t mg_conf_diff(const struct mg_conf *a, const struct mg_conf *b,
+                    void (*cb)(void *opaque, const struct mg_conf_prop *prop),
+                    void *opaque) {
+        size_t i, j, n = 0;
+
+        for (i = 0; i < a->cnt && i < b->cnt; i++) {
+                const struct mg_conf_section *sa = &a->sections[i];
+                const struct mg_conf_section *sb = &b->sections[i];
+
+                assert(sa->props == sb->props);
+                for (j = 0; j < sa->cnt; j++) {
+                        if (mg_conf_prop_eq(sa, sb, &sa->props[j]))
+                                continue;
+                        n++;
+                        if (cb)
+                                cb(opaque, &sa->props[j]);
+                }
+        }
+        return n;
+}
+
 static void mg_conf_format_range(const struct mg_conf_prop *prop, char *buf,
                                  size_t size) {
         char lo[48], hi[48];

@@ -83,6 +83,13 @@ mg_err_t mg_conf_load_buf(struct mg_conf *conf, const char *name,
 mg_err_t mg_conf_set(struct mg_conf *conf, const char *key, const char *value,
                      char *errstr, size_t errstr_size);
 
+/* Call cb for every key whose value differs between a and b, two
+ * configurations built from the same sections in the same order (a reload
+ * against the running one). Returns how many differ. */
+size_t mg_conf_diff(const struct mg_conf *a, const struct mg_conf *b,
+                    void (*cb)(void *opaque, const struct mg_conf_prop *prop),
+                    void *opaque);
+
 /* Print the reference documentation of every added section (Markdown when
  * markdown is set, plain text for --help). */
 void mg_conf_print_reference(const struct mg_conf *conf, FILE *fp,

@@ -893,6 +893,8 @@ mg_err_t mg_ingest_run(struct mg_ingest *ing,
                         else if (err)
                                 return err;
                 }
+                if (ing->sink.tick_cb)
+                        ing->sink.tick_cb(ing->sink.opaque);
                 if (opts && opts->max_messages && seen >= opts->max_messages)
                         break;
                 if (opts && opts->idle_exit_ms &&

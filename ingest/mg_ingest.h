@@ -94,6 +94,10 @@ struct mg_ingest_sink {
         void (*partitions_cb)(void *opaque, int assigned,
                               const rd_kafka_topic_partition_list_t *parts);
         void *opaque;
+        /* Optional: called on the ingest thread once per turn of the
+         * consumer loop (at least every ingest.batch_wait), between
+         * batches, for housekeeping such as applying a reload. */
+        void (*tick_cb)(void *opaque);
 };
 
 size_t mg_ingest_batch_count(const struct mg_ingest_batch *batch);

@@ -55,7 +55,7 @@ static double run_ingest(const char *bootstrap, const char *group,
         struct mg_ingest_conf ic;
         struct count_sink cs = {0, 0};
         struct mg_ingest_stats st;
-        struct mg_ingest_sink sink = {count_cb, NULL, NULL, &cs};
+        struct mg_ingest_sink sink = {count_cb, NULL, NULL, &cs, NULL};
         struct mg_ingest_run_opts ropts = {0, n};
         struct mg_ingest *ing;
         char errstr[512];

@@ -106,8 +106,8 @@ static mg_err_t run_deliver_cb(void *opaque, struct mg_ingest_batch *batch,
                                 run->fresh->consumed_at[k] = bench_now();
                 }
         }
-        err = mg_scorer_apply(run->sc, run->evs, n, run->verdicts, errstr,
-                              errstr_size);
+        err = mg_scorer_apply(run->sc, run->evs, n, run->verdicts, NULL,
+                              errstr, errstr_size);
         if (err)
                 return err;
         run->accepted += n;
@@ -145,7 +145,7 @@ static void run_init(struct score_run *run, const char *bootstrap,
                      const char *redis_addr, const char *group,
                      const char *topic_prefix) {
         struct mg_ingest_sink sink = {run_deliver_cb, run_flush_cb,
-                                      run_partitions_cb, run};
+                                      run_partitions_cb, run, NULL};
         struct mg_store store;
         char errstr[512], key[64];
 

@@ -68,6 +68,88 @@ def gen_events(n):
     return out
 
 
+def signal_event(ident, n):
+    return {"type": "signal", "event_id": "reload-%s-%d" % (ident, n),
+            "ts": int(time.time() * 1000), "identity": ident,
+            "kind": "secret_exposed", "severity": 100, "source": "scanner",
+            "detail": "reload test"}
+
+
+def wait_risk(redis, ident, want):
+    """Risk of ident once it is stored, or None after 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        raw = redis.cli("GET", "mg:{%s}:risk" % ident).strip()
+        if raw and abs(json.loads(raw)["risk"] - want) < 1.0:
+            return json.loads(raw)["risk"]
+        time.sleep(0.1)
+    raw = redis.cli("GET", "mg:{%s}:risk" % ident).strip()
+    return json.loads(raw)["risk"] if raw else None
+
+
+def check_reload(tmp, redis, start_scorer, produce):
+    """SIGHUP reloads the scoring settings of a running scorer: the new
+    weight applies to the next events, baselines are kept, a key that needs
+    a restart is reported, and a broken file changes nothing."""
+    conf = os.path.join(tmp, "reload.yaml")
+    with open(conf, "w") as fp:
+        fp.write("scoring:\n  signals:\n    secret_exposed:\n"
+                 "      weight: 10\n")
+    p = start_scorer("--config", conf, "--group", "reload")
+    try:
+        check(wait_until(lambda: any("assigned" in l for l in p.lines)),
+              "reload scorer got partitions")
+        produce([signal_event("spiffe://reload/a", 1)])
+        got = wait_risk(redis, "spiffe://reload/a", 10)
+        check(got is not None and abs(got - 10) < 1,
+              "weight 10 before the reload: risk %s" % got)
+        with open(conf, "w") as fp:
+            fp.write("scoring:\n  signals:\n    secret_exposed:\n"
+                     "      weight: 50\nworker:\n"
+                     "  cache_identities: 5000\n")
+        p.send_signal(signal.SIGHUP)
+        check(wait_until(lambda: any("configuration reloaded" in l
+                                     for l in p.lines)),
+              "scorer logs the reload")
+        check(any("scoring.signals.secret_exposed.weight changed" in l
+                  for l in p.lines), "the changed weight is named")
+        check(any("worker.cache_identities changed but needs a restart" in l
+                  for l in p.lines), "a fixed key is reported as such")
+        produce([signal_event("spiffe://reload/b", 1),
+                 signal_event("spiffe://reload/a", 2)])
+        got = wait_risk(redis, "spiffe://reload/b", 50)
+        check(got is not None and abs(got - 50) < 1,
+              "weight 50 after the reload: risk %s" % got)
+        # The baseline of a was kept: its first contribution still counts.
+        got = wait_risk(redis, "spiffe://reload/a", 60)
+        check(got is not None and abs(got - 60) < 1,
+              "state kept across the reload: risk of a %s (want ~60)" % got)
+        with open(conf, "w") as fp:
+            fp.write("scoring:\n  signals: [broken\n")
+        p.send_signal(signal.SIGHUP)
+        check(wait_until(lambda: any("reload failed" in l for l in p.lines)),
+              "a broken file is reported")
+        produce([signal_event("spiffe://reload/c", 1)])
+        got = wait_risk(redis, "spiffe://reload/c", 50)
+        check(got is not None and abs(got - 50) < 1,
+              "the running settings stay after a broken reload: %s" % got)
+        check(p.poll() is None, "scorer still running after a bad reload")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    check(p.returncode == 0, "reload scorer exits 0 on SIGTERM")
+    return None
+
+
+def wait_until(cond, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="mg-score-e2e-")
     redis = Redis(tmp)
@@ -183,6 +265,8 @@ def main():
                       any(r["signal"] == "secret_exposed"
                           for r in risk["reasons"]),
                       "risk of %s names secret_exposed: %s" % (ident, raw))
+
+        scorer = check_reload(tmp, redis, start_scorer, produce)
     finally:
         if scorer:
             scorer.kill()

@@ -596,6 +596,70 @@ static void test_set(void **state) {
         assert_int_equal(ts.port, 9090);
 }
 
+struct diff_seen {
+        char keys[512];
+        size_t cnt;
+};
+
+static void diff_cb(void *opaque, const struct mg_conf_prop *prop) {
+        struct diff_seen *ds = opaque;
+        size_t len = strlen(ds->keys);
+
+        snprintf(ds->keys + len, sizeof(ds->keys) - len, "%s%s",
+                 ds->cnt++ ? " " : "", prop->name);
+}
+
+/* A reload compares the new configuration with the running one: every
+ * changed key of every type is reported once, unchanged ones never. */
+static void test_diff(void **state) {
+        struct tconf tc2;
+        struct tserve ts2;
+        struct mg_conf *conf2 = mg_conf_new();
+        struct diff_seen ds = {"", 0};
+        static const char yaml[] = "kafka: {acks: all}\nscoring.decay: 0.25\n";
+
+        memset(&tc2, 0, sizeof(tc2));
+        memset(&ts2, 0, sizeof(ts2));
+        assert_non_null(conf2);
+        assert_int_equal(mg_conf_add_section(conf2, "Test", tconf_props,
+                                             NPROPS(tconf_props), &tc2,
+                                             errstr, sizeof(errstr)),
+                         MG_OK);
+        assert_int_equal(mg_conf_add_section(conf2, "Serve", tserve_props,
+                                             NPROPS(tserve_props), &ts2,
+                                             errstr, sizeof(errstr)),
+                         MG_OK);
+        load_ok(yaml);
+        assert_int_equal(mg_conf_diff(conf, conf2, diff_cb, &ds), 2);
+        assert_string_equal(ds.keys, "scoring.decay kafka");
+        assert_int_equal(mg_conf_load_buf(conf2, "new.yaml", yaml,
+                                          strlen(yaml), errstr,
+                                          sizeof(errstr)),
+                         MG_OK);
+        assert_int_equal(mg_conf_diff(conf, conf2, NULL, NULL), 0);
+        assert_int_equal(mg_conf_set(conf2, "redis.password", "pw", errstr,
+                                     sizeof(errstr)),
+                         MG_OK);
+        assert_int_equal(mg_conf_set(conf2, "scoring.enabled", "false",
+                                     errstr, sizeof(errstr)),
+                         MG_OK);
+        assert_int_equal(mg_conf_set(conf2, "scoring.window_ms", "1d",
+                                     errstr, sizeof(errstr)),
+                         MG_OK);
+        assert_int_equal(mg_conf_set(conf2, "serve.port", "8080", errstr,
+                                     sizeof(errstr)),
+                         MG_OK);
+        assert_int_equal(mg_conf_set(conf2, "kafka.acks", "1", errstr,
+                                     sizeof(errstr)),
+                         MG_OK);
+        ds.keys[0] = '\0';
+        ds.cnt = 0;
+        assert_int_equal(mg_conf_diff(conf, conf2, diff_cb, &ds), 5);
+        assert_string_equal(ds.keys, "redis.password scoring.enabled "
+                                     "scoring.window_ms kafka serve.port");
+        mg_conf_destroy(conf2);
+}
+
 static void test_load_file(void **state) {
         char path[] = "/tmp/mg_test_config_XXXXXX";
         char want[256];
@@ -769,6 +833,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_yaml_limits, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_set, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_load_file, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_reference, setup,
