@@ -528,14 +528,12 @@ static int entry_fresh(struct mg_riskcache *rc, const struct rc_entry *e,
         return now_ms - e->fetched_ms < rc->conf->stale_after_ms;
 }
 
-/* Copy an entry into a view (under its lock). */
-static void entry_to_view(struct mg_riskcache *rc, const struct rc_entry *e,
-                          int64_t now_ms, struct mg_risk_view *view) {
+/* Copy an entry's risk into a view. */
+static void entry_risk(const struct rc_entry *e, struct mg_risk_view *view) {
         const char *p = e->data + e->id_len + 1;
         int i;
 
         view->known = e->known;
-        view->fresh = entry_fresh(rc, e, now_ms);
         memset(&view->risk, 0, sizeof(view->risk));
         view->risk.score = e->score;
         view->risk.level = (enum mg_risk_level)e->level;
@@ -554,6 +552,40 @@ static void entry_to_view(struct mg_riskcache *rc, const struct rc_entry *e,
                 p += len;
         }
         view->risk.reason_cnt = i;
+}
+
+/* Copy an entry into a view (under its lock). */
+static void entry_to_view(struct mg_riskcache *rc, const struct rc_entry *e,
+                          int64_t now_ms, struct mg_risk_view *view) {
+        entry_risk(e, view);
+        view->fresh = entry_fresh(rc, e, now_ms);
+}
+
+mg_err_t mg_riskcache_view_from_json(const char *json, size_t len,
+                                     struct mg_risk_view *view, char *errstr,
+                                     size_t errstr_size) {
+        struct rc_record r;
+        struct rc_entry *e;
+        json_error_t jerr;
+        json_t *root = json_loadb(json, len, 0, &jerr);
+        mg_err_t err;
+
+        if (!root)
+                return mg_err_set(MG_ERR_INVALID, errstr, errstr_size,
+                                  "bad risk record: %s", jerr.text);
+        if ((err = rc_parse(root, &r, errstr, errstr_size)))
+                goto out;
+        if (!(e = rc_entry_new(&r, 0, 0))) {
+                err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                 "out of memory");
+                goto out;
+        }
+        entry_risk(e, view);
+        view->fresh = 1;
+        free(e);
+out:
+        json_decref(root);
+        return err;
 }
 
 /* ---- unused scopes ---------------------------------------------------- */

@@ -84,6 +84,15 @@ void mg_riskcache_get(struct mg_riskcache *rc, struct mg_riskcache_conn *conn,
 mg_err_t mg_riskcache_update(struct mg_riskcache *rc, const char *json,
                              size_t len, int64_t now_ms);
 
+/* The view the cache would give a decision for one risk record (the
+ * JSON of the channel): three reasons at most, score and points as the
+ * cache stores them, details cut as it cuts them. fresh is set, the
+ * scope oracle is not. For replay, which must decide exactly as the live
+ * service does. Errors name what is wrong with the record. */
+mg_err_t mg_riskcache_view_from_json(const char *json, size_t len,
+                                     struct mg_risk_view *view, char *errstr,
+                                     size_t errstr_size);
+
 void mg_riskcache_stats_get(struct mg_riskcache *rc,
                             struct mg_riskcache_stats *st);
 

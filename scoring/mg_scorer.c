@@ -379,9 +379,14 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
                         goto fail;
                 }
                 /* The baseline remembers what it last published, so a
-                 * reloaded identity does not publish the same risk twice. */
-                e->risk = res->risk;
-                e->risk_changed |= res->risk_changed;
+                 * reloaded identity does not publish the same risk twice.
+                 * What is published is the risk of the last event that
+                 * changed it, whatever the flush boundaries: the same
+                 * events publish the same records (replay relies on it). */
+                if (res->risk_changed) {
+                        e->risk = res->risk;
+                        e->risk_changed = 1;
+                }
                 sc->stats.applied++;
         }
         sc->stats.apply_us += mono_us() - t1;
