@@ -19,11 +19,12 @@
  * Escaping: every caller string goes through mg_report_esc() (the five
  * HTML specials, and control bytes replaced by U+FFFD since they are not
  * allowed in HTML text). Numbers are formatted by hand where locale could
- * interfere (thousands separators); "%.1f" is safe since nothing here calls
- * setlocale().
+ * interfere (thousands separators); "%.1f" writes '.' since mintgate never
+ * calls setlocale().
  *
- * Workload: once per replay; output is linear in the number of timelines
- * and buckets (each capped in points), not in the events replayed.
+ * Workload: once per replay. The work is linear in the samples and
+ * buckets given; the output only in the number of timelines, since each
+ * series is cut to 600 points and the decision mix to 240 bars.
  */
 #include "mg_report.h"
 

@@ -25,9 +25,11 @@
  * buckets or only empty ones, no signal data) says "no data" instead of
  * drawing an empty chart. Every string from the caller is HTML-escaped.
  *
- * Size: about 15 KB per timeline plus 30 KB, so 20 timelines of any length
- * stay well under 1 MB. Nothing is allocated; the output is deterministic
- * (no clock, no locale: numbers always use '.' and ',').
+ * Size: at most about 17 KB per timeline (whatever its length), 130 KB
+ * for the decision mix (240 bars) and 15 KB for the rest: 20 timelines
+ * come to about 0.5 MB. Nothing is allocated; the output is deterministic
+ * (no clock; decimal points are '.' since mintgate never calls
+ * setlocale()).
  */
 #ifndef MG_REPORT_H
 #define MG_REPORT_H
