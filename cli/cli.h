@@ -179,6 +179,7 @@ int cmd_serve_main(int argc, char **argv);
 int cmd_query_main(int argc, char **argv);
 int cmd_policy_main(int argc, char **argv);
 int cmd_audit_main(int argc, char **argv);
+int cmd_replay_main(int argc, char **argv);
 int cmd_baseline_main(int argc, char **argv);
 
 #endif /* MG_CLI_H */
