@@ -284,6 +284,13 @@ mg_err_t mg_replay_event(struct mg_replay *rp, const struct mg_event *ev,
         return MG_OK;
 }
 
+char *mg_replay_baseline_json(struct mg_replay *rp, const char *identity,
+                              int64_t now_ms) {
+        const struct mg_baseline *bl = mg_scorer_baseline(rp->sc, identity);
+
+        return bl ? mg_baseline_to_json(bl, rp->conf->scoring, now_ms) : NULL;
+}
+
 mg_err_t mg_replay_flush(struct mg_replay *rp, char *errstr,
                          size_t errstr_size) {
         rp->since_flush = 0;

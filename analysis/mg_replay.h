@@ -82,6 +82,11 @@ mg_err_t mg_replay_event(struct mg_replay *rp, const struct mg_event *ev,
 void mg_replay_decide(struct mg_replay *rp, const struct mg_decide_req *req,
                       int64_t now_ms, struct mg_decision *out);
 
+/* The identity's baseline and risk at now_ms as `mintgate baseline show
+ * --json` prints them (malloc'd), or NULL when it was never seen. */
+char *mg_replay_baseline_json(struct mg_replay *rp, const char *identity,
+                              int64_t now_ms);
+
 /* Save every unflushed baseline to the store (the end of a replay). */
 mg_err_t mg_replay_flush(struct mg_replay *rp, char *errstr,
                          size_t errstr_size);

@@ -53,6 +53,7 @@ struct replay_opts {
         const char *decisions;    /* --decisions */
         const char *requests;     /* --requests */
         const char *policy;       /* --policy, else decision.policy */
+        const char *show;         /* --show IDENTITY */
         int64_t request_ttl_s;    /* --request-ttl */
         int64_t now_ms;           /* --now, 0: the last event's time */
         int json;                 /* --json */
@@ -89,6 +90,9 @@ static void replay_usage(FILE *fp) {
                 "event's time)\n"
                 "      --request-ttl DUR   TTL each replayed issuance asks "
                 "for (default 1h)\n"
+                "      --show IDENTITY     print the identity's baseline at "
+                "the end (as\n"
+                "                          `baseline show --json`)\n"
                 "      --json              print the summary as JSON\n"
                 "  -c, --config FILE       YAML configuration file\n"
                 "      --set KEY=VALUE     override one configuration key\n"
@@ -304,6 +308,7 @@ static int replay_parse(int argc, char **argv, struct replay_opts *o,
                 {"now", required_argument, NULL, 'n'},
                 {"request-ttl", required_argument, NULL, 't'},
                 {"json", no_argument, NULL, 'j'},
+                {"show", required_argument, NULL, 's'},
                 {NULL, 0, NULL, 0}};
         int64_t ms;
         int c, r;
@@ -322,6 +327,7 @@ static int replay_parse(int argc, char **argv, struct replay_opts *o,
                 case 'd': o->decisions = optarg; break;
                 case 'q': o->requests = optarg; break;
                 case 'j': o->json = 1; break;
+                case 's': o->show = optarg; break;
                 case 'n':
                         if (parse_now(optarg, &o->now_ms)) {
                                 fprintf(stderr,
@@ -474,6 +480,21 @@ static int report_write(struct mg_backtest *bt, const struct replay_opts *o,
         return rc;
 }
 
+static int show_baseline(struct mg_replay *rp, const char *identity,
+                         int64_t now_ms, FILE *out) {
+        char *json = mg_replay_baseline_json(rp, identity, now_ms);
+
+        if (!json) {
+                fprintf(stderr, "mintgate replay: --show %s: no event named "
+                                "that identity\n",
+                        identity);
+                return -1;
+        }
+        fprintf(out, "%s\n", json);
+        free(json);
+        return 0;
+}
+
 int cmd_replay_main(int argc, char **argv) {
         struct replay_opts o = {0};
         struct cli_common common = {0};
@@ -542,6 +563,8 @@ int cmd_replay_main(int argc, char **argv) {
         if (lp.alt)
                 compare_print(&lp.cs, base.label, alt.label);
         rc = MG_EXIT_OK;
+        if (o.show && show_baseline(base.rp, o.show, lp.last_ms, out))
+                rc = MG_EXIT_FAILURE;
         if (o.report && report_write(lp.bt, &o, policy))
                 rc = MG_EXIT_FAILURE;
         if (o.requests &&

@@ -802,16 +802,20 @@ retry:
 
 static mg_err_t ingest_subscribe(struct mg_ingest *ing, char *errstr,
                                  size_t errstr_size) {
+        const char *names[] = {ing->conf->topic_auth, ing->conf->topic_usage,
+                               ing->conf->topic_signals};
         rd_kafka_topic_partition_list_t *topics =
                 rd_kafka_topic_partition_list_new(3);
         rd_kafka_resp_err_t kerr;
+        size_t i;
 
-        rd_kafka_topic_partition_list_add(topics, ing->conf->topic_auth,
-                                          RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(topics, ing->conf->topic_usage,
-                                          RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(topics, ing->conf->topic_signals,
-                                          RD_KAFKA_PARTITION_UA);
+        /* The three kinds may share one topic: then one identity's events
+         * keep their order across kinds (one partition per key). */
+        for (i = 0; i < sizeof(names) / sizeof(*names); i++)
+                if (!rd_kafka_topic_partition_list_find(
+                            topics, names[i], RD_KAFKA_PARTITION_UA))
+                        rd_kafka_topic_partition_list_add(
+                                topics, names[i], RD_KAFKA_PARTITION_UA);
         kerr = rd_kafka_subscribe(ing->rk, topics);
         rd_kafka_topic_partition_list_destroy(topics);
         if (kerr)
