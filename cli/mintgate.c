@@ -21,7 +21,7 @@ static const struct {
         {"score", cmd_score_main,
          "ingest + scoring worker: baselines and live risk in Redis"},
         {"baseline", cmd_baseline_main,
-         "inspect an identity's baseline, risk and reasons"},
+         "baselines: show, top (riskiest now), reset, export, import"},
         {"serve", cmd_serve_main,
          "decision service: issuance decisions over TCP and HTTP"},
         {"query", cmd_query_main,

@@ -127,7 +127,9 @@ mg_err_t mg_baseline_apply(struct mg_baseline *bl,
                            const struct mg_event *ev,
                            struct mg_apply_result *res);
 
-/* Risk of the baseline decayed to now_ms (>= its newest event time). */
+/* Risk of the baseline decayed to now_ms; a now_ms before its newest
+ * event time counts as that time (so 0 gives the risk at the newest
+ * event, as the scorer stores it). */
 void mg_baseline_risk(const struct mg_baseline *bl,
                       const struct mg_scoring_conf *conf, int64_t now_ms,
                       struct mg_risk *risk);

@@ -126,4 +126,93 @@ mg_err_t mg_store_redis_get(const struct mg_redis_conf *conf,
                             struct mg_store_rec *rec, char *errstr,
                             size_t errstr_size);
 
+/*
+ * Administration of a Redis store (`mintgate baseline top | reset | export
+ * | import`). Each function takes a store made by mg_store_redis_new() and
+ * uses its connection (connecting on first use), so a command's many calls
+ * share one connection. A connection or protocol error drops it and
+ * returns MG_ERR_REDIS naming the address.
+ */
+
+/* Keys mg_store_redis_scan() walks. */
+enum mg_store_scan_kind {
+        MG_STORE_SCAN_RISK,     /* mg:{*}:risk, read with GET */
+        MG_STORE_SCAN_BASELINE  /* mg:{*}:bl, read with HGETALL */
+};
+
+/* One identity handed to a mg_store_item_cb; everything in it is valid
+ * only during the callback. */
+struct mg_store_item {
+        const char *identity;  /* from the key */
+        const char *risk_json; /* MG_STORE_SCAN_RISK: the value (NUL-
+                                * terminated), else NULL */
+        struct mg_store_rec *rec; /* baseline scans and fetches: the record
+                                   * as the scorer would load it; NULL when
+                                   * it cannot be read (see error) */
+        const char *error;     /* why rec is NULL (absent identity, corrupt
+                                * blob), else NULL */
+};
+
+/* Sees one identity. Returning anything but MG_OK stops the walk, which
+ * then returns that code (the callback reports its own error). */
+typedef mg_err_t (*mg_store_item_cb)(void *opaque,
+                                     const struct mg_store_item *item);
+
+/* Every identity with a key of that kind, in no particular order: SCAN
+ * (MATCH mg:{*}:risk or mg:{*}:bl, COUNT 1000), each batch's values read
+ * with pipelined GETs or HGETALLs sent together with the next SCAN, so a
+ * batch of up to about a thousand identities costs one round trip and
+ * memory stays bounded by one batch whatever the key count. Keys deleted
+ * meanwhile are skipped; as with any SCAN, an identity may be seen twice
+ * if Redis resizes its table during the walk. With redis.cluster this
+ * walks only the node at redis.addr. */
+mg_err_t mg_store_redis_scan(struct mg_store *store,
+                             enum mg_store_scan_kind kind,
+                             mg_store_item_cb cb, void *opaque, char *errstr,
+                             size_t errstr_size);
+
+/* The baseline records of cnt named identities, in order, with pipelined
+ * HGETALLs (one round trip per thousand). An identity with no record gets
+ * an item whose error says so. */
+mg_err_t mg_store_redis_fetch(struct mg_store *store,
+                              const char *const *identities, size_t cnt,
+                              mg_store_item_cb cb, void *opaque,
+                              char *errstr, size_t errstr_size);
+
+/* What mg_store_redis_reset() did. */
+struct mg_store_reset_result {
+        uint64_t gen;          /* generation after the reset */
+        int had_baseline;      /* a baseline blob was deleted */
+        int offsets_kept;      /* o:* offsets left in place */
+        int had_risk;          /* a risk key was deleted ... */
+        double old_risk;       /* ... holding this score */
+        int64_t receivers;     /* subscribers the zero risk reached */
+};
+
+/* Start identity's baseline afresh, atomically (one script): delete the
+ * blob, increment the generation (running scorers' next save of it is
+ * refused as stale, so they reload the now-empty baseline), keep the
+ * offsets (events already applied are not counted again when redelivered),
+ * delete the risk key and publish a zero risk record (level low, no
+ * reasons, ts and updated = now_ms) on redis.risk_channel so decision
+ * services forget the old risk. MG_ERR_NOT_FOUND, with nothing changed,
+ * when the identity has no baseline hash. */
+mg_err_t mg_store_redis_reset(struct mg_store *store, const char *identity,
+                              int64_t now_ms,
+                              struct mg_store_reset_result *res, char *errstr,
+                              size_t errstr_size);
+
+/* Write cnt records (`baseline import`): per identity, atomically, set the
+ * blob to rec->bl, increment the generation (never set it: generations only
+ * grow, so a scorer holding an older copy always sees a conflict), SET the
+ * risk key to rec->risk_json (required) and publish it. with_offsets: the
+ * stored offsets become exactly rec's (others deleted); otherwise the
+ * stored offsets are left alone, since offsets only mean something on the
+ * Kafka cluster they came from. On success rec->gen is the new generation.
+ * Pipelined: one round trip, redis.ids_per_call identities per script
+ * call (one with redis.cluster). */
+mg_err_t mg_store_redis_put(struct mg_store *store, struct mg_store_rec **recs,
+                            size_t cnt, int with_offsets, char *errstr,
+                            size_t errstr_size);
+
 #endif /* MG_STORE_H */

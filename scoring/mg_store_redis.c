@@ -19,9 +19,21 @@
  * as retry: it pauses, commits nothing and redelivers. Data that does not
  * decode (a corrupt blob) is a fatal MG_ERR_DECODE naming the key: mintgate
  * never silently resets a baseline.
+ *
+ * Administration (`mintgate baseline`): scans walk SCAN batches and read
+ * each batch's values with pipelined GETs or HGETALLs sent together with
+ * the next SCAN, so a batch costs one round trip and memory is one batch.
+ * Reset and import are two more scripts, loaded with the save script on
+ * connect. Both increment the generation rather than set it: a generation
+ * never goes back, so a scorer holding any earlier copy of the identity is
+ * refused on its next save and reloads what was written here. Reset keeps
+ * the offsets (the events they cover must not be applied again to the
+ * fresh baseline); import writes them only when asked, since an offset is
+ * a position on the Kafka cluster the baseline was exported from.
  */
 #include "mg_store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -96,8 +108,66 @@ static const char save_script[] =
         "end\n"
         "return res\n";
 
+/* Resets one identity (mg_store_redis_reset()). KEYS: its bl and risk
+ * key. ARGV: channel, zero risk JSON. Returns 0 when there is no bl hash
+ * (nothing done), else {new generation, blobs deleted (0 or 1), offsets
+ * kept, old risk JSON or "", subscribers reached}. A failing command stops
+ * a script without undoing what it already did, so the one that can fail
+ * (HINCRBY on a damaged g) comes first, here and in put_script. */
+static const char reset_script[] =
+        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+        "  return 0\n"
+        "end\n"
+        "local g = redis.call('HINCRBY', KEYS[1], 'g', 1)\n"
+        "local had = redis.call('HDEL', KEYS[1], 'b')\n"
+        "local offs = 0\n"
+        "for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
+        "  if string.sub(f, 1, 2) == 'o:' then\n"
+        "    offs = offs + 1\n"
+        "  end\n"
+        "end\n"
+        "local old = redis.call('GET', KEYS[2])\n"
+        "redis.call('DEL', KEYS[2])\n"
+        "local n = redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
+        "return {g, had, offs, old or '', n}\n";
+
+/* Writes k imported identities (mg_store_redis_put()), each atomically.
+ * KEYS: bl and risk key of each identity, in pairs. ARGV[1]: channel;
+ * ARGV[2]: "1" to replace the offsets; then per identity: number of offset
+ * pairs n (0 unless replacing), blob, risk JSON, then n field/value pairs.
+ * Returns the new generation of each identity. */
+static const char put_script[] =
+        "local ch = ARGV[1]\n"
+        "local with = ARGV[2] == '1'\n"
+        "local a = 3\n"
+        "local res = {}\n"
+        "for k = 1, #KEYS, 2 do\n"
+        "  local n = tonumber(ARGV[a])\n"
+        "  res[#res + 1] = redis.call('HINCRBY', KEYS[k], 'g', 1)\n"
+        "  redis.call('HSET', KEYS[k], 'b', ARGV[a + 1])\n"
+        "  if with then\n"
+        "    local keep = {}\n"
+        "    for i = 0, n - 1 do\n"
+        "      keep[ARGV[a + 3 + 2 * i]] = true\n"
+        "    end\n"
+        "    for _, f in ipairs(redis.call('HKEYS', KEYS[k])) do\n"
+        "      if string.sub(f, 1, 2) == 'o:' and not keep[f] then\n"
+        "        redis.call('HDEL', KEYS[k], f)\n"
+        "      end\n"
+        "    end\n"
+        "    for i = 0, n - 1 do\n"
+        "      redis.call('HSET', KEYS[k], ARGV[a + 3 + 2 * i],\n"
+        "                 ARGV[a + 4 + 2 * i])\n"
+        "    end\n"
+        "  end\n"
+        "  redis.call('SET', KEYS[k + 1], ARGV[a + 2])\n"
+        "  redis.call('PUBLISH', ch, ARGV[a + 2])\n"
+        "  a = a + 3 + 2 * n\n"
+        "end\n"
+        "return res\n";
+
 /* Arguments of one identity in a save call: 2 keys, 5 fixed values and
- * 2 per origin. */
+ * 2 per origin (a put call needs fewer: 2 keys, 3 values, 2 per origin). */
 #define SAVE_ARGS_PER_ID (2 + 5 + 2 * MG_STORE_ORIGINS_MAX)
 /* Longest text argument: a key of the longest identity. */
 #define SAVE_TEXT_MAX (MG_EVENT_IDENTITY_MAX + 80)
@@ -117,6 +187,8 @@ struct redis_store {
         struct save_call call;            /* scratch */
         redisContext *ctx;                /* NULL while disconnected */
         char sha[41];                     /* SHA1 of save_script */
+        char reset_sha[41];               /* SHA1 of reset_script */
+        char put_sha[41];                 /* SHA1 of put_script */
         char host[256];                   /* from conf->addr */
         int port;
 };
@@ -152,7 +224,26 @@ static void redis_drop(struct redis_store *rs) {
         rs->ctx = NULL;
 }
 
-/* Connect, authenticate, load the script. */
+/* SCRIPT LOAD text into sha. */
+static mg_err_t script_load(struct redis_store *rs, const char *text,
+                            char sha[41], char *errstr, size_t errstr_size) {
+        redisReply *reply = redisCommand(rs->ctx, "SCRIPT LOAD %s", text);
+        mg_err_t err = MG_OK;
+
+        if (!reply || reply->type != REDIS_REPLY_STRING ||
+            reply->len != 40)
+                err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                 "Redis SCRIPT LOAD failed: %s",
+                                 reply && reply->type == REDIS_REPLY_ERROR
+                                         ? reply->str
+                                         : rs->ctx->errstr);
+        else
+                memcpy(sha, reply->str, 41);
+        freeReplyObject(reply);
+        return err;
+}
+
+/* Connect, authenticate, load the scripts. */
 static mg_err_t redis_connect(struct redis_store *rs, char *errstr,
                               size_t errstr_size) {
         struct timeval tv;
@@ -184,18 +275,12 @@ static mg_err_t redis_connect(struct redis_store *rs, char *errstr,
                 if (err)
                         goto out;
         }
-        reply = redisCommand(rs->ctx, "SCRIPT LOAD %s", save_script);
-        if (!reply || reply->type != REDIS_REPLY_STRING ||
-            reply->len != 40) {
-                err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
-                                 "Redis SCRIPT LOAD failed: %s",
-                                 reply && reply->type == REDIS_REPLY_ERROR
-                                         ? reply->str
-                                         : rs->ctx->errstr);
-        } else {
-                memcpy(rs->sha, reply->str, 41);
-        }
-        freeReplyObject(reply);
+        if (!(err = script_load(rs, save_script, rs->sha, errstr,
+                                errstr_size)) &&
+            !(err = script_load(rs, reset_script, rs->reset_sha, errstr,
+                                errstr_size)))
+                err = script_load(rs, put_script, rs->put_sha, errstr,
+                                  errstr_size);
         if (!err)
                 mg_log_debug("store", "connected to Redis at %s",
                             rs->conf->addr);
@@ -624,4 +709,448 @@ char *mg_store_risk_json(const char *identity, const struct mg_risk *risk,
         out = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6));
         json_decref(obj);
         return out;
+}
+
+/*
+ * Administration (`mintgate baseline`).
+ */
+
+/* Keys one SCAN call asks for: big enough that a million identities take
+ * a thousand round trips, small enough that one batch of values (up to a
+ * thousand baselines of a few KB) stays a few MB. */
+#define SCAN_COUNT "1000"
+/* Named identities read per pipelined round trip, for the same reasons. */
+#define FETCH_BATCH 1000
+
+static struct redis_store *redis_of(struct mg_store *store) {
+        assert(store->ops == &redis_store_ops);
+        return store->st;
+}
+
+/* The identity in key mg:{<identity>}:<suffix> into id; 0 if key is not
+ * of that form. */
+static int identity_of_key(const redisReply *key, const char *suffix,
+                           char *id, size_t id_size) {
+        size_t slen = strlen(suffix), n;
+
+        if (key->type != REDIS_REPLY_STRING || key->len < 4 + 2 + slen ||
+            memcmp(key->str, "mg:{", 4) ||
+            memcmp(key->str + key->len - slen - 2, "}:", 2) ||
+            memcmp(key->str + key->len - slen, suffix, slen))
+                return 0;
+        n = key->len - 4 - 2 - slen;
+        if (n == 0 || n >= id_size || memchr(key->str + 4, '\0', n))
+                return 0;
+        memcpy(id, key->str + 4, n);
+        id[n] = '\0';
+        return 1;
+}
+
+static void append_scan(struct redis_store *rs, const char *cursor,
+                        const char *pattern) {
+        const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT",
+                               SCAN_COUNT};
+        size_t argvlen[6];
+        int i;
+
+        for (i = 0; i < 6; i++)
+                argvlen[i] = strlen(argv[i]);
+        redisAppendCommandArgv(rs->ctx, 6, argv, argvlen);
+}
+
+static void append_key_cmd(struct redis_store *rs, const char *cmd,
+                           const char *identity, const char *suffix) {
+        char key[MG_EVENT_IDENTITY_MAX + 16];
+        const char *argv[2] = {cmd, key};
+        size_t argvlen[2];
+
+        key_of(key, sizeof(key), identity, suffix);
+        argvlen[0] = strlen(cmd);
+        argvlen[1] = strlen(key);
+        redisAppendCommandArgv(rs->ctx, 2, argv, argvlen);
+}
+
+/* Check a SCAN reply and copy its cursor into cursor (size 32). */
+static mg_err_t scan_reply_check(struct redis_store *rs,
+                                 const redisReply *reply, char *cursor,
+                                 char *errstr, size_t errstr_size) {
+        if (reply->type == REDIS_REPLY_ERROR)
+                return mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                  "SCAN on Redis at %s: %s", rs->conf->addr,
+                                  reply->str);
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+            reply->element[0]->type != REDIS_REPLY_STRING ||
+            reply->element[0]->len >= 32 ||
+            reply->element[1]->type != REDIS_REPLY_ARRAY)
+                return mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                  "SCAN on Redis at %s: unexpected reply",
+                                  rs->conf->addr);
+        memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
+        cursor[reply->element[0]->len] = '\0';
+        return MG_OK;
+}
+
+/* Hand one GET or HGETALL reply for identity to cb. absent_error: what
+ * to say when there is nothing (NULL: skip the identity silently, it was
+ * deleted after the SCAN saw it). rec is scratch. */
+static mg_err_t deliver(enum mg_store_scan_kind kind, const char *identity,
+                        const redisReply *reply, struct mg_store_rec *rec,
+                        const char *absent_error, mg_store_item_cb cb,
+                        void *opaque) {
+        struct mg_store_item item;
+        char why[MG_EVENT_IDENTITY_MAX + 320];
+
+        memset(&item, 0, sizeof(item));
+        item.identity = identity;
+        if (reply->type == REDIS_REPLY_NIL ||
+            (reply->type == REDIS_REPLY_ARRAY && reply->elements == 0)) {
+                if (!absent_error)
+                        return MG_OK;
+                item.error = absent_error;
+        } else if (reply->type == REDIS_REPLY_ERROR) {
+                snprintf(why, sizeof(why), "mg:{%s}:%s: %s", identity,
+                         kind == MG_STORE_SCAN_RISK ? "risk" : "bl",
+                         reply->str);
+                item.error = why;
+        } else if (kind == MG_STORE_SCAN_RISK) {
+                if (reply->type == REDIS_REPLY_STRING) {
+                        item.risk_json = reply->str;
+                } else {
+                        snprintf(why, sizeof(why),
+                                 "mg:{%s}:risk: not a string", identity);
+                        item.error = why;
+                }
+        } else {
+                snprintf(rec->identity, sizeof(rec->identity), "%s",
+                         identity);
+                if (rec_from_reply(rec, reply, why, sizeof(why)))
+                        item.error = why;
+                else
+                        item.rec = rec;
+        }
+        return cb(opaque, &item);
+}
+
+mg_err_t mg_store_redis_scan(struct mg_store *store,
+                             enum mg_store_scan_kind kind,
+                             mg_store_item_cb cb, void *opaque, char *errstr,
+                             size_t errstr_size) {
+        struct redis_store *rs = redis_of(store);
+        const char *suffix = kind == MG_STORE_SCAN_RISK ? "risk" : "bl";
+        const char *cmd = kind == MG_STORE_SCAN_RISK ? "GET" : "HGETALL";
+        redisReply *scan = NULL, *next = NULL, **vals = NULL;
+        struct mg_store_rec *rec = NULL;
+        char (*ids)[MG_EVENT_IDENTITY_MAX + 1] = NULL;
+        char pattern[16], cursor[32] = "0";
+        size_t i, n, cap = 0;
+        mg_err_t err;
+        int more;
+
+        snprintf(pattern, sizeof(pattern), "mg:{*}:%s", suffix);
+        if ((err = redis_connect(rs, errstr, errstr_size)))
+                return err;
+        if (kind == MG_STORE_SCAN_BASELINE && !(rec = mg_store_rec_new(""))) {
+                err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                 "out of memory");
+                goto out;
+        }
+        append_scan(rs, cursor, pattern);
+        if ((err = redis_replies(rs, &scan, 1, errstr, errstr_size)))
+                goto out;
+        for (;;) {
+                const redisReply *keys;
+
+                if ((err = scan_reply_check(rs, scan, cursor, errstr,
+                                            errstr_size)))
+                        goto out;
+                keys = scan->element[1];
+                if (keys->elements > cap) {
+                        void *a = realloc(vals, keys->elements *
+                                                        sizeof(*vals));
+                        void *b = a ? realloc(ids, keys->elements *
+                                                           sizeof(*ids))
+                                    : NULL;
+
+                        if (a)
+                                vals = a;
+                        if (b)
+                                ids = b;
+                        if (!a || !b) {
+                                err = mg_err_set(MG_ERR_NOMEM, errstr,
+                                                 errstr_size,
+                                                 "out of memory");
+                                goto out;
+                        }
+                        cap = keys->elements;
+                }
+                /* This batch's values and the next SCAN: one round trip. */
+                for (i = n = 0; i < keys->elements; i++)
+                        if (identity_of_key(keys->element[i], suffix, ids[n],
+                                            sizeof(ids[n])))
+                                append_key_cmd(rs, cmd, ids[n++], suffix);
+                more = strcmp(cursor, "0") != 0;
+                if (more)
+                        append_scan(rs, cursor, pattern);
+                if ((err = redis_replies(rs, vals, n, errstr, errstr_size)))
+                        goto out;
+                if (more &&
+                    (err = redis_replies(rs, &next, 1, errstr, errstr_size))) {
+                        while (n > 0)
+                                freeReplyObject(vals[--n]);
+                        goto out;
+                }
+                for (i = 0; i < n && !err; i++)
+                        err = deliver(kind, ids[i], vals[i], rec, NULL, cb,
+                                      opaque);
+                for (i = 0; i < n; i++)
+                        freeReplyObject(vals[i]);
+                freeReplyObject(scan);
+                scan = next;
+                next = NULL;
+                if (err || !more)
+                        break;
+        }
+out:
+        freeReplyObject(scan);
+        freeReplyObject(next);
+        free(vals);
+        free(ids);
+        mg_store_rec_destroy(rec);
+        return err;
+}
+
+mg_err_t mg_store_redis_fetch(struct mg_store *store,
+                              const char *const *identities, size_t cnt,
+                              mg_store_item_cb cb, void *opaque,
+                              char *errstr, size_t errstr_size) {
+        struct redis_store *rs = redis_of(store);
+        redisReply **vals = NULL;
+        struct mg_store_rec *rec = NULL;
+        char absent[MG_EVENT_IDENTITY_MAX + 64];
+        size_t first, i, k;
+        mg_err_t err;
+
+        if (cnt == 0)
+                return MG_OK;
+        if ((err = redis_connect(rs, errstr, errstr_size)))
+                return err;
+        vals = calloc(cnt < FETCH_BATCH ? cnt : FETCH_BATCH, sizeof(*vals));
+        rec = mg_store_rec_new("");
+        if (!vals || !rec) {
+                err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                 "out of memory");
+                goto out;
+        }
+        for (first = 0; first < cnt && !err; first += k) {
+                k = cnt - first < FETCH_BATCH ? cnt - first : FETCH_BATCH;
+                for (i = 0; i < k; i++)
+                        append_key_cmd(rs, "HGETALL", identities[first + i],
+                                       "bl");
+                if ((err = redis_replies(rs, vals, k, errstr, errstr_size)))
+                        goto out;
+                for (i = 0; i < k && !err; i++) {
+                        snprintf(absent, sizeof(absent),
+                                 "no baseline for identity '%s'",
+                                 identities[first + i]);
+                        err = deliver(MG_STORE_SCAN_BASELINE,
+                                      identities[first + i], vals[i], rec,
+                                      absent, cb, opaque);
+                }
+                for (i = 0; i < k; i++)
+                        freeReplyObject(vals[i]);
+        }
+out:
+        free(vals);
+        mg_store_rec_destroy(rec);
+        return err;
+}
+
+/* Integer element i of a script's array reply, or -1. */
+static long long reply_int(const redisReply *r, size_t i) {
+        if (i >= r->elements || r->element[i]->type != REDIS_REPLY_INTEGER)
+                return -1;
+        return r->element[i]->integer;
+}
+
+mg_err_t mg_store_redis_reset(struct mg_store *store, const char *identity,
+                              int64_t now_ms,
+                              struct mg_store_reset_result *res, char *errstr,
+                              size_t errstr_size) {
+        struct redis_store *rs = redis_of(store);
+        char blkey[MG_EVENT_IDENTITY_MAX + 16];
+        char riskkey[MG_EVENT_IDENTITY_MAX + 16];
+        const char *argv[7];
+        size_t argvlen[7];
+        struct mg_risk zero;
+        redisReply *reply = NULL;
+        const redisReply *old;
+        char *risk_json = NULL;
+        json_t *doc;
+        mg_err_t err;
+        int i;
+
+        memset(res, 0, sizeof(*res));
+        memset(&zero, 0, sizeof(zero));
+        zero.level = MG_RISK_LOW;
+        zero.ts_ms = now_ms;
+        if (!(risk_json = mg_store_risk_json(identity, &zero, now_ms)))
+                return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                  "out of memory");
+        if ((err = redis_connect(rs, errstr, errstr_size)))
+                goto out;
+        key_of(blkey, sizeof(blkey), identity, "bl");
+        key_of(riskkey, sizeof(riskkey), identity, "risk");
+        argv[0] = "EVALSHA";
+        argv[1] = rs->reset_sha;
+        argv[2] = "2";
+        argv[3] = blkey;
+        argv[4] = riskkey;
+        argv[5] = rs->conf->risk_channel;
+        argv[6] = risk_json;
+        for (i = 0; i < 7; i++)
+                argvlen[i] = strlen(argv[i]);
+        redisAppendCommandArgv(rs->ctx, 7, argv, argvlen);
+        if ((err = redis_replies(rs, &reply, 1, errstr, errstr_size)))
+                goto out;
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+                err = mg_err_set(MG_ERR_NOT_FOUND, errstr, errstr_size,
+                                 "no baseline for identity '%s'", identity);
+                goto out;
+        }
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+            reply->element[3]->type != REDIS_REPLY_STRING ||
+            reply_int(reply, 0) < 1) {
+                err = mg_err_set(MG_ERR_REDIS, errstr, errstr_size,
+                                 "resetting %s: %s", identity,
+                                 reply->type == REDIS_REPLY_ERROR
+                                         ? reply->str
+                                         : "unexpected reply");
+                redis_drop(rs);
+                goto out;
+        }
+        res->gen = (uint64_t)reply_int(reply, 0);
+        res->had_baseline = reply_int(reply, 1) == 1;
+        res->offsets_kept = (int)reply_int(reply, 2);
+        res->receivers = reply_int(reply, 4);
+        old = reply->element[3];
+        res->had_risk = old->len > 0;
+        res->old_risk = -1;
+        if (res->had_risk && (doc = json_loadb(old->str, old->len, 0, NULL))) {
+                if (json_is_number(json_object_get(doc, "risk")))
+                        res->old_risk = json_number_value(
+                                json_object_get(doc, "risk"));
+                json_decref(doc);
+        }
+out:
+        freeReplyObject(reply);
+        free(risk_json);
+        return err;
+}
+
+/* Append one EVALSHA writing recs[0..k) (put_script). */
+static mg_err_t append_put(struct redis_store *rs, struct mg_store_rec **recs,
+                           size_t k, int with_offsets, char *errstr,
+                           size_t errstr_size) {
+        struct save_call *call = &rs->call;
+        size_t i, blen;
+        int o, n;
+
+        call->argc = call->ntext = 0;
+        call_arg(call, "EVALSHA", 7);
+        call_arg(call, rs->put_sha, 40);
+        call_text(call, "%zu", 2 * k);
+        for (i = 0; i < k; i++) {
+                call_text(call, "mg:{%s}:bl", recs[i]->identity);
+                call_text(call, "mg:{%s}:risk", recs[i]->identity);
+        }
+        call_arg(call, rs->conf->risk_channel,
+                 strlen(rs->conf->risk_channel));
+        call_arg(call, with_offsets ? "1" : "0", 1);
+        for (i = 0; i < k; i++) {
+                struct mg_store_rec *rec = recs[i];
+                unsigned char *blob = call->blobs + i * MG_BASELINE_BLOB_MAX;
+
+                if (!rec->risk_json)
+                        return mg_err_set(MG_ERR_INVALID, errstr, errstr_size,
+                                          "no risk record for %s",
+                                          rec->identity);
+                if (mg_baseline_encode(rec->bl, blob, MG_BASELINE_BLOB_MAX,
+                                       &blen))
+                        return mg_err_set(MG_ERR_FATAL, errstr, errstr_size,
+                                          "baseline of %s does not encode",
+                                          rec->identity);
+                n = with_offsets ? rec->origin_cnt : 0;
+                call_text(call, "%d", n);
+                call_arg(call, blob, blen);
+                call_arg(call, rec->risk_json, strlen(rec->risk_json));
+                for (o = 0; o < n; o++) {
+                        call_text(call, "o:%s:%" PRId32,
+                                  rec->origins[o].topic,
+                                  rec->origins[o].partition);
+                        call_text(call, "%" PRId64, rec->origins[o].offset);
+                }
+        }
+        redisAppendCommandArgv(rs->ctx, call->argc, call->argv,
+                               call->argvlen);
+        return MG_OK;
+}
+
+mg_err_t mg_store_redis_put(struct mg_store *store, struct mg_store_rec **recs,
+                            size_t cnt, int with_offsets, char *errstr,
+                            size_t errstr_size) {
+        struct redis_store *rs = redis_of(store);
+        size_t per = (size_t)rs->per_call;
+        size_t ncalls = (cnt + per - 1) / per;
+        redisReply **replies = NULL;
+        mg_err_t err;
+        size_t c, i, sent = 0;
+
+        if (cnt == 0)
+                return MG_OK;
+        if ((err = redis_connect(rs, errstr, errstr_size)))
+                return err;
+        replies = calloc(ncalls, sizeof(*replies));
+        if (!replies)
+                return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
+                                  "out of memory");
+        for (c = 0; c < ncalls; c++) {
+                size_t first = c * per;
+                size_t k = cnt - first < per ? cnt - first : per;
+
+                if ((err = append_put(rs, recs + first, k, with_offsets,
+                                      errstr, errstr_size)))
+                        break;
+                sent++;
+        }
+        /* Replies of the commands sent must be read even after an error. */
+        if (redis_replies(rs, replies, sent, errstr, errstr_size)) {
+                err = MG_ERR_REDIS;
+                goto out;
+        }
+        for (c = 0; c < sent; c++) {
+                redisReply *r = replies[c];
+                size_t first = c * per;
+                size_t k = cnt - first < per ? cnt - first : per;
+
+                if (r->type != REDIS_REPLY_ARRAY || r->elements != k) {
+                        if (!err)
+                                err = mg_err_set(
+                                        MG_ERR_REDIS, errstr, errstr_size,
+                                        "writing %s and %zu more: %s",
+                                        recs[first]->identity, k - 1,
+                                        r->type == REDIS_REPLY_ERROR
+                                                ? r->str
+                                                : "unexpected reply");
+                } else {
+                        for (i = 0; i < k; i++)
+                                recs[first + i]->gen =
+                                        (uint64_t)reply_int(r, i);
+                }
+                freeReplyObject(r);
+        }
+        if (err)
+                redis_drop(rs);
+out:
+        free(replies);
+        return err;
 }
