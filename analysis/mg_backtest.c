@@ -670,8 +670,9 @@ static int ident_risk_cmp(const void *a, const void *b) {
 }
 
 mg_err_t mg_backtest_report(struct mg_backtest *bt, FILE *fp,
-                            const char *subtitle, char *errstr,
-                            size_t errstr_size) {
+                            const char *subtitle,
+                            const struct mg_scoring_conf *scoring,
+                            char *errstr, size_t errstr_size) {
         struct mg_report rep = {0};
         struct mg_report_timeline tl[BT_TIMELINES];
         struct mg_report_point *pts[BT_TIMELINES] = {0};
@@ -746,6 +747,7 @@ mg_err_t mg_backtest_report(struct mg_backtest *bt, FILE *fp,
         rep.benign_hurt =
                 rep.benign_requests - bt->res.benign[MG_DECISION_ALLOW];
         rep.events = bt->res.events;
+        rep.scoring = scoring;
         err = mg_report_write_html(fp, &rep, errstr, errstr_size);
         goto out;
 nomem:

@@ -92,7 +92,8 @@ void mg_backtest_print(FILE *fp, const struct mg_backtest_result *res,
 
 /* Write the HTML report (mg_report.h) of a finished backtest. */
 mg_err_t mg_backtest_report(struct mg_backtest *bt, FILE *fp,
-                            const char *subtitle, char *errstr,
-                            size_t errstr_size);
+                            const char *subtitle,
+                            const struct mg_scoring_conf *scoring,
+                            char *errstr, size_t errstr_size);
 
 #endif /* MG_BACKTEST_H */

@@ -1048,11 +1048,19 @@ static size_t mg_report_downsample(const struct mg_report_frame *fr,
         return n;
 }
 
-/* The scoring defaults of the level thresholds (mg_scoring_conf_props). */
-static void mg_report_levels(struct mg_report_levels *lv) {
+/* The level thresholds replayed, else the scoring defaults
+ * (mg_scoring_conf_props). */
+static void mg_report_levels(const struct mg_report *rep,
+                             struct mg_report_levels *lv) {
         const struct mg_conf_prop *p;
         size_t i;
 
+        if (rep->scoring) {
+                lv->medium = rep->scoring->level_medium;
+                lv->high = rep->scoring->level_high;
+                lv->critical = rep->scoring->level_critical;
+                return;
+        }
         lv->medium = 25;
         lv->high = 50;
         lv->critical = 80;
@@ -1178,7 +1186,7 @@ static void mg_report_timelines(FILE *fp, const struct mg_report *rep) {
         struct mg_report_levels lv;
         size_t i, j;
 
-        mg_report_levels(&lv);
+        mg_report_levels(rep, &lv);
         fputs("<section class=\"panel\" id=\"timelines\">\n"
               "<h2>Risk over time, riskiest identities</h2>\n",
               fp);
@@ -1192,8 +1200,8 @@ static void mg_report_timelines(FILE *fp, const struct mg_report *rep) {
         }
         fprintf(fp, "<p class=\"note\">Live risk score (0\xe2\x80\x93" "100) "
                     "on one shared time axis (UTC). Level thresholds are "
-                    "the scoring defaults: medium %g, high %g, critical "
-                    "%g.</p>\n",
+                    "the %s: medium %g, high %g, critical %g.</p>\n",
+                rep->scoring ? "replayed settings" : "scoring defaults",
                 lv.medium, lv.high, lv.critical);
         fprintf(fp, "<div class=\"legend\"><span><i class=\"sw line\" "
                     "style=\"border-color:%s\"></i>risk</span><span><i "

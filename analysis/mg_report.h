@@ -102,6 +102,9 @@ struct mg_report {
         uint64_t benign_requests;      /* benign issuance requests */
         uint64_t benign_hurt;          /* of them, narrowed or denied */
         uint64_t events;               /* events replayed */
+        /* The scoring settings replayed, for the level thresholds drawn on
+         * the timelines; NULL: the defaults. */
+        const struct mg_scoring_conf *scoring;
 };
 
 /* Write the report to fp as one HTML document. MG_ERR_INVALID naming the

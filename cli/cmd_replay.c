@@ -455,7 +455,8 @@ static double mono_s(void) {
 }
 
 static int report_write(struct mg_backtest *bt, const struct replay_opts *o,
-                        const char *policy) {
+                        const char *policy,
+                        const struct mg_scoring_conf *scoring) {
         char subtitle[1024], errstr[512];
         FILE *fp = fopen(o->report, "w");
         int rc = 0;
@@ -467,7 +468,8 @@ static int report_write(struct mg_backtest *bt, const struct replay_opts *o,
         }
         snprintf(subtitle, sizeof(subtitle), "events %s, labels %s, policy %s",
                  o->input, o->labels ? o->labels : "none", policy);
-        if (mg_backtest_report(bt, fp, subtitle, errstr, sizeof(errstr))) {
+        if (mg_backtest_report(bt, fp, subtitle, scoring, errstr,
+                               sizeof(errstr))) {
                 fprintf(stderr, "mintgate replay: %s: %s\n", o->report,
                         errstr);
                 rc = -1;
@@ -565,7 +567,7 @@ int cmd_replay_main(int argc, char **argv) {
         rc = MG_EXIT_OK;
         if (o.show && show_baseline(base.rp, o.show, lp.last_ms, out))
                 rc = MG_EXIT_FAILURE;
-        if (o.report && report_write(lp.bt, &o, policy))
+        if (o.report && report_write(lp.bt, &o, policy, &base.cc.scoring))
                 rc = MG_EXIT_FAILURE;
         if (o.requests &&
             requests_answer(&base, o.requests,
