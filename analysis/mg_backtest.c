@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "mg_lines.h"
 #include "mg_metrics.h"
 #include "mg_report.h"
 
@@ -171,24 +172,30 @@ static int label_cmp(const void *a, const void *b) {
         return x->start_ms < y->start_ms ? -1 : x->start_ms > y->start_ms;
 }
 
+/* A labels line is a short JSON object: anything longer is a wrong file. */
+#define BT_LABEL_LINE_MAX 4096
+
 static mg_err_t labels_load(struct mg_backtest *bt, const char *path,
                             char *errstr, size_t errstr_size) {
         FILE *fp = fopen(path, "r");
-        char *line = NULL, lerr[512];
-        size_t cap = 0, lcap = 0, lineno = 0;
-        ssize_t len;
-        mg_err_t err = MG_OK;
+        char *line, lerr[512];
+        struct mg_lines ln;
+        size_t lcap = 0, len;
+        mg_err_t err;
 
         if (!fp)
                 return mg_err_set(MG_ERR_IO, errstr, errstr_size,
                                   "cannot open labels %s: %m", path);
-        while ((len = getline(&line, &cap, fp)) >= 0) {
-                lineno++;
-                while (len > 0 && (line[len - 1] == '\n' ||
-                                   line[len - 1] == '\r'))
-                        line[--len] = '\0';
-                if (len == 0)
-                        continue;
+        mg_lines_init(&ln, fp, BT_LABEL_LINE_MAX);
+        while ((err = mg_lines_next(&ln, &line, &len)) == MG_OK ||
+               err == MG_ERR_TOOBIG) {
+                if (err == MG_ERR_TOOBIG) {
+                        mg_err_set(err, errstr, errstr_size,
+                                   "%s:%zu: line of %zu bytes is over the "
+                                   "%d-byte limit",
+                                   path, ln.lineno, len, BT_LABEL_LINE_MAX);
+                        goto out;
+                }
                 if (grow((void **)&bt->labels, &lcap, bt->label_cnt + 1,
                          sizeof(*bt->labels))) {
                         err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
@@ -198,17 +205,20 @@ static mg_err_t labels_load(struct mg_backtest *bt, const char *path,
                 if ((err = label_parse(bt, line, &bt->labels[bt->label_cnt],
                                        lerr, sizeof(lerr)))) {
                         mg_err_set(err, errstr, errstr_size, "%s:%zu: %s",
-                                   path, lineno, lerr);
+                                   path, ln.lineno, lerr);
                         goto out;
                 }
                 bt->label_cnt++;
         }
-        if (ferror(fp))
-                err = mg_err_set(MG_ERR_IO, errstr, errstr_size,
-                                 "reading labels %s: %m", path);
+        if (err == MG_ERR_IO) {
+                mg_err_set(err, errstr, errstr_size, "reading labels %s: %m",
+                           path);
+                goto out;
+        }
+        err = MG_OK;
         qsort(bt->labels, bt->label_cnt, sizeof(*bt->labels), label_cmp);
 out:
-        free(line);
+        mg_lines_free(&ln);
         fclose(fp);
         return err;
 }

@@ -54,6 +54,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "mg_lines.h"
 
 /* Default and largest -n of top: a "top" list longer than ten thousand is
  * an export, and the heap's duplicate check is linear in it. */
@@ -932,10 +933,11 @@ static int baseline_import(struct cli_conf *cc, struct mg_store *store,
         struct import_state *is = calloc(1, sizeof(*is));
         const char *name = path && strcmp(path, "-") ? path : "stdin";
         FILE *in = stdin;
-        char *line = NULL, errstr[MG_EVENT_IDENTITY_MAX + 512];
-        size_t cap = 0, lineno = 0, i;
+        char *line, errstr[MG_EVENT_IDENTITY_MAX + 512];
+        struct mg_lines ln;
+        size_t len, i;
         int rc = MG_EXIT_FAILURE;
-        ssize_t n;
+        mg_err_t err;
 
         if (!is) {
                 fprintf(stderr, "mintgate baseline import: out of memory\n");
@@ -956,36 +958,36 @@ static int baseline_import(struct cli_conf *cc, struct mg_store *store,
                         strerror(errno));
                 goto out;
         }
-        while ((n = getline(&line, &cap, in)) != -1) {
-                lineno++;
-                while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-                        line[--n] = '\0';
-                if (n == 0)
-                        continue;
-                if (n > IMPORT_LINE_MAX) {
+        mg_lines_init(&ln, in, IMPORT_LINE_MAX);
+        while ((err = mg_lines_next(&ln, &line, &len)) != MG_ERR_NOT_FOUND &&
+               err != MG_ERR_IO) {
+                if (err == MG_ERR_TOOBIG) {
                         fprintf(stderr,
                                 "mintgate baseline import: %s line %zu: "
-                                "%zd bytes, the limit is %d\n",
-                                name, lineno, n, IMPORT_LINE_MAX);
+                                "%zu bytes, the limit is %d\n",
+                                name, ln.lineno, len, IMPORT_LINE_MAX);
                         is->bad++;
                         continue;
                 }
-                if (import_parse(is, line, (size_t)n, is->recs[is->cnt],
-                                 errstr, sizeof(errstr))) {
+                if (import_parse(is, line, len, is->recs[is->cnt], errstr,
+                                 sizeof(errstr))) {
                         fprintf(stderr,
                                 "mintgate baseline import: %s line %zu: %s\n",
-                                name, lineno, errstr);
+                                name, ln.lineno, errstr);
                         is->bad++;
                         continue;
                 }
-                if (++is->cnt == IMPORT_BATCH && import_flush(is))
-                        goto out;
+                if (++is->cnt == IMPORT_BATCH && import_flush(is)) {
+                        err = MG_ERR_REDIS; /* import_flush said why */
+                        break;
+                }
         }
-        if (ferror(in)) {
+        mg_lines_free(&ln);
+        if (err == MG_ERR_IO)
                 fprintf(stderr, "mintgate baseline import: reading %s: %s\n",
                         name, strerror(errno));
+        if (err != MG_ERR_NOT_FOUND)
                 goto out;
-        }
         if (import_flush(is))
                 goto out;
         fprintf(stderr,
@@ -1000,7 +1002,6 @@ static int baseline_import(struct cli_conf *cc, struct mg_store *store,
 out:
         if (in != stdin)
                 fclose(in);
-        free(line);
         for (i = 0; i < IMPORT_BATCH; i++)
                 mg_store_rec_destroy(is->recs[i]);
         free(is);

@@ -25,6 +25,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cli.h"
+#include "mg_lines.h"
 #include "mg_avro.h"
 #include "mg_log.h"
 
@@ -318,36 +319,34 @@ static int produce_event(struct produce_state *ps, struct mg_event *ev,
 
 static int produce_stream(struct produce_state *ps, FILE *in) {
         static struct mg_event ev;
-        char *line = NULL, errstr[512];
-        size_t cap = 0, lineno = 0;
+        struct mg_lines ln;
+        char *line, errstr[512];
         int64_t now_ms = mg_time_now_ms();
-        ssize_t n;
+        size_t len;
+        mg_err_t err;
 
-        while ((n = getline(&line, &cap, in)) != -1) {
-                lineno++;
-                while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-                        line[--n] = '\0';
-                if (n == 0)
-                        continue;
-                if (n > PRODUCE_LINE_MAX) {
+        mg_lines_init(&ln, in, PRODUCE_LINE_MAX);
+        while ((err = mg_lines_next(&ln, &line, &len)) != MG_ERR_NOT_FOUND &&
+               err != MG_ERR_IO) {
+                if (err == MG_ERR_TOOBIG) {
                         fprintf(stderr,
-                                "mintgate produce: line %zu: %zd bytes, the "
+                                "mintgate produce: line %zu: %zu bytes, the "
                                 "limit is %d\n",
-                                lineno, n, PRODUCE_LINE_MAX);
+                                ln.lineno, len, PRODUCE_LINE_MAX);
                         ps->rejected++;
                         continue;
                 }
-                if (mg_event_from_json(&ev, line, (size_t)n, now_ms, errstr,
+                if (mg_event_from_json(&ev, line, len, now_ms, errstr,
                                        sizeof(errstr))) {
                         fprintf(stderr, "mintgate produce: line %zu: %s\n",
-                                lineno, errstr);
+                                ln.lineno, errstr);
                         ps->rejected++;
                         continue;
                 }
-                produce_event(ps, &ev, lineno);
+                produce_event(ps, &ev, ln.lineno);
         }
-        free(line);
-        if (ferror(in)) {
+        mg_lines_free(&ln);
+        if (err == MG_ERR_IO) {
                 fprintf(stderr, "mintgate produce: read error: %s\n",
                         strerror(errno));
                 return -1;

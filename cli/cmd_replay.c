@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "mg_backtest.h"
+#include "mg_lines.h"
 #include "mg_policy.h"
 #include "mg_proto.h"
 #include "mg_replay.h"
@@ -247,10 +248,11 @@ static int decision_write(FILE *fp, const struct mg_event *ev,
 static int requests_answer(struct replay_run *run, const char *path,
                            int64_t now_ms, struct mg_decide_req *req) {
         FILE *fp = fopen(path, "r");
-        char *line = NULL, buf[8192], code[32], errstr[512];
-        size_t cap = 0, lineno = 0, len;
+        char *line, buf[8192], code[32], errstr[512];
         struct mg_decision d;
-        ssize_t n;
+        struct mg_lines ln;
+        size_t len;
+        mg_err_t err;
         int bad = 0;
 
         if (!fp) {
@@ -258,17 +260,15 @@ static int requests_answer(struct replay_run *run, const char *path,
                         path);
                 return -1;
         }
-        while ((n = getline(&line, &cap, fp)) >= 0) {
-                lineno++;
-                while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-                        line[--n] = '\0';
-                if (n == 0)
-                        continue;
-                if (mg_proto_parse_request(req, line, (size_t)n, code,
-                                           sizeof(code), errstr,
-                                           sizeof(errstr))) {
+        mg_lines_init(&ln, fp, REPLAY_LINE_MAX);
+        while ((err = mg_lines_next(&ln, &line, &len)) != MG_ERR_NOT_FOUND &&
+               err != MG_ERR_IO) {
+                if (err == MG_ERR_TOOBIG ||
+                    mg_proto_parse_request(req, line, len, code, sizeof(code),
+                                           errstr, sizeof(errstr))) {
                         fprintf(stderr, "mintgate replay: %s:%zu: %s\n", path,
-                                lineno, errstr);
+                                ln.lineno,
+                                err ? "line over the size limit" : errstr);
                         bad = 1;
                         continue;
                 }
@@ -277,7 +277,11 @@ static int requests_answer(struct replay_run *run, const char *path,
                                              &len) == MG_OK)
                         printf("%s\n", buf);
         }
-        free(line);
+        if (err == MG_ERR_IO) {
+                fprintf(stderr, "mintgate replay: reading %s: %m\n", path);
+                bad = 1;
+        }
+        mg_lines_free(&ln);
         fclose(fp);
         return bad ? -1 : 0;
 }
@@ -373,7 +377,7 @@ struct replay_loop {
         FILE *decisions;                  /* --decisions, or NULL */
         struct mg_decide_req *req;        /* scratch */
         struct compare_stats cs;
-        uint64_t lines, rejected;
+        uint64_t rejected;                /* bad lines */
         int64_t last_ms;                  /* latest event time */
 };
 
@@ -404,45 +408,42 @@ static int loop_event(struct replay_loop *lp, const struct mg_event *ev) {
 static int loop_run(struct replay_loop *lp, FILE *in, const char *name) {
         struct mg_event *ev = malloc(sizeof(*ev));
         int64_t now_ms = mg_time_now_ms();
-        char *line = NULL, errstr[512];
-        size_t cap = 0;
-        ssize_t n;
+        char *line, errstr[512];
+        struct mg_lines ln;
+        size_t len;
+        mg_err_t err;
         int rc = 0;
 
         if (!ev) {
                 fprintf(stderr, "mintgate replay: out of memory\n");
                 return -1;
         }
-        while ((n = getline(&line, &cap, in)) >= 0) {
-                lp->lines++;
-                while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-                        n--;
-                if (n == 0)
-                        continue;
-                if (n > REPLAY_LINE_MAX) {
+        mg_lines_init(&ln, in, REPLAY_LINE_MAX);
+        while ((err = mg_lines_next(&ln, &line, &len)) != MG_ERR_NOT_FOUND &&
+               err != MG_ERR_IO) {
+                if (err == MG_ERR_TOOBIG) {
                         fprintf(stderr,
-                                "mintgate replay: %s:%" PRIu64
-                                ": line of %zd bytes is over the %d-byte "
-                                "limit\n",
-                                name, lp->lines, n, REPLAY_LINE_MAX);
+                                "mintgate replay: %s:%zu: line of %zu bytes "
+                                "is over the %d-byte limit\n",
+                                name, ln.lineno, len, REPLAY_LINE_MAX);
                         lp->rejected++;
                         continue;
                 }
-                if (mg_event_from_json(ev, line, (size_t)n, now_ms, errstr,
+                if (mg_event_from_json(ev, line, len, now_ms, errstr,
                                        sizeof(errstr))) {
-                        fprintf(stderr, "mintgate replay: %s:%" PRIu64 ": %s\n",
-                                name, lp->lines, errstr);
+                        fprintf(stderr, "mintgate replay: %s:%zu: %s\n", name,
+                                ln.lineno, errstr);
                         lp->rejected++;
                         continue;
                 }
                 if ((rc = loop_event(lp, ev)))
                         break;
         }
-        if (!rc && ferror(in)) {
+        if (!rc && err == MG_ERR_IO) {
                 fprintf(stderr, "mintgate replay: reading %s: %m\n", name);
                 rc = -1;
         }
-        free(line);
+        mg_lines_free(&ln);
         free(ev);
         return rc;
 }
