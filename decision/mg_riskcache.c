@@ -13,6 +13,9 @@
  * during the current epoch, while still subscribed, cannot have missed a
  * change.
  *
+ * Staleness counters (last arrival, channel delay histogram) are written
+ * by the subscriber thread alone, as relaxed atomics that /metrics reads.
+ *
  * Bounding: when the map holds more than decision.max_identities, inserts
  * evict entries from a rotating cursor over the buckets (roughly the
  * oldest-inserted first, at no per-lookup cost).
@@ -66,6 +69,9 @@ const struct mg_conf_prop mg_riskcache_conf_props[] = {
 const size_t mg_riskcache_conf_prop_cnt =
         sizeof(mg_riskcache_conf_props) / sizeof(*mg_riskcache_conf_props);
 
+const int64_t mg_riskcache_delay_bounds_ms[MG_RISKCACHE_DELAY_BUCKETS] = {
+        1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
+
 /* Granted scopes of an identity and since when each is idle. */
 struct rc_scopes {
         int64_t loaded_ms;               /* when read from the baseline */
@@ -103,7 +109,13 @@ struct mg_riskcache {
         atomic_uint_fast64_t cnt;              /* entries */
         atomic_uint_fast64_t bytes;            /* their memory */
         atomic_uint_fast64_t hits, misses, updates, redis_errors;
-        atomic_uint_fast64_t epoch;            /* subscriber epoch */
+        atomic_uint_fast64_t epoch;            /* subscriber epoch: times
+                                                * it subscribed */
+        int64_t started_ms;                    /* wall time created */
+        atomic_int_fast64_t last_update_ms;    /* last channel arrival */
+        /* channel delay histogram (see mg_riskcache_stats) */
+        atomic_uint_fast64_t delay[MG_RISKCACHE_DELAY_BUCKETS + 1];
+        atomic_uint_fast64_t delay_sum_ms;     /* sum of the delays */
         atomic_int subscribed;                 /* subscriber connected */
         atomic_int stop;                       /* subscriber must stop */
         atomic_uint evict_cursor;              /* next bucket to evict */
@@ -337,6 +349,21 @@ static mg_err_t rc_parse(json_t *root, struct rc_record *r, char *errstr,
         return MG_OK;
 }
 
+/* Count one channel delay (ms; a negative one, from clock skew between
+ * hosts, as 0). */
+static void rc_delay_add(struct mg_riskcache *rc, int64_t ms) {
+        int i;
+
+        if (ms < 0)
+                ms = 0;
+        for (i = 0; i < MG_RISKCACHE_DELAY_BUCKETS; i++)
+                if (ms <= mg_riskcache_delay_bounds_ms[i])
+                        break;
+        atomic_fetch_add_explicit(&rc->delay[i], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rc->delay_sum_ms, (uint64_t)ms,
+                                  memory_order_relaxed);
+}
+
 mg_err_t mg_riskcache_update(struct mg_riskcache *rc, const char *json,
                              size_t len, int64_t now_ms) {
         struct rc_record r;
@@ -361,6 +388,10 @@ mg_err_t mg_riskcache_update(struct mg_riskcache *rc, const char *json,
                 return MG_ERR_NOMEM;
         rc_put(rc, e);
         atomic_fetch_add(&rc->updates, 1);
+        atomic_store_explicit(&rc->last_update_ms, now_ms,
+                              memory_order_relaxed);
+        if (r.updated_ms > 0)
+                rc_delay_add(rc, now_ms - r.updated_ms);
         return MG_OK;
 }
 
@@ -536,6 +567,7 @@ static void entry_to_view(struct mg_riskcache *rc, const struct rc_entry *e,
 
         view->known = e->known;
         view->fresh = entry_fresh(rc, e, now_ms);
+        view->updated_ms = e->updated_ms;
         memset(&view->risk, 0, sizeof(view->risk));
         view->risk.score = e->score;
         view->risk.level = (enum mg_risk_level)e->level;
@@ -701,6 +733,7 @@ mg_err_t mg_riskcache_new(const struct mg_riskcache_conf *conf,
         }
         rc->conf = conf;
         rc->rconf = rconf;
+        rc->started_ms = mg_time_now_ms();
         colon = strrchr(rconf->addr, ':');
         if (!colon || colon == rconf->addr ||
             (size_t)(colon - rconf->addr) >= sizeof(rc->host) ||
@@ -748,6 +781,8 @@ void mg_riskcache_destroy(struct mg_riskcache *rc) {
 
 void mg_riskcache_stats_get(struct mg_riskcache *rc,
                             struct mg_riskcache_stats *st) {
+        int i;
+
         memset(st, 0, sizeof(*st));
         st->entries = atomic_load(&rc->cnt);
         st->bytes = atomic_load(&rc->bytes);
@@ -756,4 +791,13 @@ void mg_riskcache_stats_get(struct mg_riskcache *rc,
         st->updates = atomic_load(&rc->updates);
         st->redis_errors = atomic_load(&rc->redis_errors);
         st->subscribed = atomic_load(&rc->subscribed);
+        st->subscriptions = atomic_load(&rc->epoch);
+        st->started_ms = rc->started_ms;
+        st->last_update_ms = atomic_load_explicit(&rc->last_update_ms,
+                                                  memory_order_relaxed);
+        for (i = 0; i <= MG_RISKCACHE_DELAY_BUCKETS; i++)
+                st->delay_buckets[i] = atomic_load_explicit(
+                        &rc->delay[i], memory_order_relaxed);
+        st->delay_sum_ms = atomic_load_explicit(&rc->delay_sum_ms,
+                                                memory_order_relaxed);
 }
