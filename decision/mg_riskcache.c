@@ -11,7 +11,14 @@
  * The subscriber thread owns its own hiredis connection in subscribe mode
  * and bumps an epoch every time it (re)subscribes: an entry read or updated
  * during the current epoch, while still subscribed, cannot have missed a
- * change.
+ * change. A quiet channel is normal (scoring publishes changes only), so
+ * the subscriber waits for traffic with poll() in short slices (to notice
+ * a stop) and keeps the connection; after a quiet second it sends a PING,
+ * and a PING unanswered for a second means a dead link (a partition sends
+ * no FIN), so it reconnects. (It used to treat a 1 s read timeout as an
+ * error and resubscribe every quiet second: each time a gap in which an
+ * update could be lost, and a new epoch that sent every cached identity
+ * back to Redis once decision.risk_stale_after had passed.)
  *
  * Staleness counters (last arrival, channel delay histogram) are written
  * by the subscriber thread alone, as relaxed atomics that /metrics reads.
@@ -22,7 +29,9 @@
  */
 #include "mg_riskcache.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,6 +50,13 @@
 #define RC_REASONS 3          /* reasons kept per identity */
 #define RC_DETAIL_MAX 96      /* bytes kept of a reason's detail */
 #define RC_SCOPES_MAX 32      /* granted scopes kept per identity */
+/* The subscriber: quiet this long, it PINGs; unanswered this long, the
+ * link is dead. A dead link is noticed within 2 s, as it was when every
+ * quiet second ended in a reconnect. */
+#define RC_PING_IDLE_MS 1000
+#define RC_PING_TIMEOUT_MS 1000
+/* Longest wait in poll(): how soon the subscriber sees a stop. */
+#define RC_POLL_SLICE_MS 200
 
 #define RC_OFF(field) offsetof(struct mg_riskcache_conf, field)
 
@@ -397,6 +413,71 @@ mg_err_t mg_riskcache_update(struct mg_riskcache *rc, const char *json,
 
 /* ---- subscriber thread ------------------------------------------------ */
 
+/* Send PING on a subscribed connection; 0, or -1 if the link failed. */
+static int rc_ping(redisContext *c) {
+        int done = 0;
+
+        if (redisAppendCommand(c, "PING") != REDIS_OK)
+                return -1;
+        while (!done)
+                if (redisBufferWrite(c, &done) != REDIS_OK)
+                        return -1;
+        return 0;
+}
+
+/* Read the channel until the link fails or stop is set (see the file
+ * comment). */
+static void rc_listen(struct mg_riskcache *rc, redisContext *c) {
+        int64_t now, last_rx = mg_time_now_ms(), ping_sent = 0;
+        struct pollfd pfd;
+        redisReply *r;
+        int n;
+
+        while (!atomic_load(&rc->stop)) {
+                void *reply = NULL;
+
+                /* Whole replies already read come first. */
+                if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+                        return;
+                now = mg_time_now_ms();
+                if (reply) {
+                        r = reply;
+                        last_rx = now;
+                        ping_sent = 0;
+                        /* ["message", channel, record]; a PING's answer
+                         * is ["pong", ""]. */
+                        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                            r->element[2]->type == REDIS_REPLY_STRING)
+                                mg_riskcache_update(rc, r->element[2]->str,
+                                                    r->element[2]->len, now);
+                        freeReplyObject(r);
+                        continue;
+                }
+                if (ping_sent && now - ping_sent >= RC_PING_TIMEOUT_MS) {
+                        mg_log_warn("riskcache",
+                                    "risk channel: no answer to PING in "
+                                    "%d ms, reconnecting",
+                                    RC_PING_TIMEOUT_MS);
+                        return;
+                }
+                if (!ping_sent && now - last_rx >= RC_PING_IDLE_MS) {
+                        if (rc_ping(c))
+                                return;
+                        ping_sent = now;
+                }
+                pfd.fd = c->fd;
+                pfd.events = POLLIN;
+                pfd.revents = 0;
+                n = poll(&pfd, 1, RC_POLL_SLICE_MS);
+                if (n < 0 && errno != EINTR)
+                        return;
+                /* Readable: data, or the end of the connection (then the
+                 * read fails). */
+                if (n > 0 && redisBufferRead(c) != REDIS_OK)
+                        return;
+        }
+}
+
 static void *rc_subscriber(void *arg) {
         struct mg_riskcache *rc = arg;
 
@@ -406,6 +487,12 @@ static void *rc_subscriber(void *arg) {
                                                           tv);
                 redisReply *r = NULL;
 
+                /* Bounds AUTH and SUBSCRIBE too: a Redis that accepts
+                 * connections but does not answer (stopped, overloaded)
+                 * must not hold the thread, which has a stop to notice.
+                 * rc_listen() reads only what poll() says is there. */
+                if (c && !c->err)
+                        redisSetTimeout(c, tv);
                 if (c && !c->err && rc->rconf->password &&
                     *rc->rconf->password) {
                         r = redisCommand(c, "AUTH %s", rc->rconf->password);
@@ -423,28 +510,11 @@ static void *rc_subscriber(void *arg) {
                         continue;
                 }
                 freeReplyObject(r);
-                /* A read timeout lets the loop see stop; hiredis treats a
-                 * timeout as an error, so the connection is reopened
-                 * then, which is cheap and rare (1 s without traffic). */
-                tv.tv_sec = 1;
-                redisSetTimeout(c, tv);
                 atomic_fetch_add(&rc->epoch, 1);
                 atomic_store(&rc->subscribed, 1);
                 mg_log_debug("riskcache", "subscribed to %s",
                              rc->rconf->risk_channel);
-                while (!atomic_load(&rc->stop)) {
-                        void *reply = NULL;
-
-                        if (redisGetReply(c, &reply) != REDIS_OK)
-                                break;
-                        r = reply;
-                        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                            r->element[2]->type == REDIS_REPLY_STRING)
-                                mg_riskcache_update(rc, r->element[2]->str,
-                                                    r->element[2]->len,
-                                                    mg_time_now_ms());
-                        freeReplyObject(r);
-                }
+                rc_listen(rc, c);
                 atomic_store(&rc->subscribed, 0);
                 redisFree(c);
         }

@@ -16,8 +16,10 @@
 - HTTP: POST /v1/decide, GET /healthz, GET /metrics; the risk staleness
   series move as they should: the update age grows while nothing is
   published and drops when an update arrives, decisions are counted in
-  the staleness histogram with ages no younger than the last update, the
-  subscription counter rises after a Redis outage.
+  the staleness histogram with ages no younger than the last update; a
+  quiet channel stays subscribed, a Redis that stops answering without
+  closing the connection (SIGSTOP, like a partition) is noticed by PING
+  and resubscribed to when it answers again.
 - Policy hot reload: a broken file is refused and the old policy serves on;
   a good edit takes effect.
 - Audit: every decision of the test is in the hash-chained log and on
@@ -365,6 +367,13 @@ def main():
             check(m2["mintgate_risk_last_update_timestamp_seconds"] ==
                   m1["mintgate_risk_last_update_timestamp_seconds"],
                   "last update time unchanged")
+        # A quiet channel is no failure: the subscription stays (it used to
+        # be dropped and renewed every idle second, each time a gap).
+        check(m2["mintgate_risk_channel_subscriptions_total"] ==
+              m1["mintgate_risk_channel_subscriptions_total"],
+              "the channel stays subscribed while quiet (%d -> %d)" % (
+                  m1["mintgate_risk_channel_subscriptions_total"],
+                  m2["mintgate_risk_channel_subscriptions_total"]))
         n_new = (m2["mintgate_risk_staleness_seconds_count"] -
                  m1["mintgate_risk_staleness_seconds_count"])
         check(n_new == 3, "each decision's risk age is counted (%d)" % n_new)
@@ -404,6 +413,30 @@ def main():
                 1000 * m3["mintgate_risk_update_delay_seconds_sum"] /
                 m3["mintgate_risk_update_delay_seconds_count"],
                 m3["mintgate_risk_update_delay_seconds_count"]), flush=True)
+
+        # 7a. Redis stops answering, connections open (no FIN, like a
+        # partition): the subscriber's PING goes unanswered, the channel
+        # is down within seconds; answering again, it is resubscribed.
+        subs_before = scrape(http)[0][
+            "mintgate_risk_channel_subscriptions_total"]
+        redis.proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        up = 1
+        while time.monotonic() - t0 < 10 and up:
+            time.sleep(0.2)
+            up = scrape(http)[0]["mintgate_risk_channel_up"]
+        check(up == 0, "unanswering Redis: channel down after %.1f s" % (
+            time.monotonic() - t0))
+        redis.proc.send_signal(signal.SIGCONT)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and not up:
+            time.sleep(0.2)
+            m = scrape(http)[0]
+            up = m["mintgate_risk_channel_up"]
+        check(up == 1 and
+              m["mintgate_risk_channel_subscriptions_total"] > subs_before,
+              "Redis answering again: resubscribed (%d -> %d)" % (
+                  subs_before, m["mintgate_risk_channel_subscriptions_total"]))
 
         # 7. Redis down: degraded mode, flagged; back: fresh again.
         subs_before = scrape(http)[0][
