@@ -170,6 +170,36 @@ fail:
 void cli_conf_free(struct cli_conf *cc) {
         mg_conf_destroy(cc->conf);
         cc->conf = NULL;
+        mg_asn_destroy(cc->asn);
+        cc->asn = NULL;
+        cc->scoring.asn = NULL;
+}
+
+int cli_asn_load(struct cli_conf *cc, const char *cmd) {
+        const char *path = cc->scoring.asn_file;
+        struct mg_asn_stats st;
+        char errstr[512];
+        int64_t t0;
+        mg_err_t err;
+
+        if (!path || !*path)
+                return MG_EXIT_OK;
+        t0 = mg_time_now_ms();
+        if ((err = mg_asn_load_file(path, &cc->asn, errstr,
+                                    sizeof(errstr)))) {
+                fprintf(stderr, "mintgate %s: scoring.asn_file: %s\n", cmd,
+                        errstr);
+                cli_conf_free(cc);
+                return err == MG_ERR_NOMEM ? MG_EXIT_FAILURE : MG_EXIT_USAGE;
+        }
+        cc->scoring.asn = cc->asn;
+        mg_asn_stats_get(cc->asn, &st);
+        mg_log_info(cmd,
+                    "%s: %zu IPv4 and %zu IPv6 prefixes, %zu ranges, %.1f "
+                    "MB, loaded in %" PRId64 " ms",
+                    path, st.prefixes4, st.prefixes6, st.ranges4 + st.ranges6,
+                    (double)st.bytes / 1e6, mg_time_now_ms() - t0);
+        return MG_EXIT_OK;
 }
 
 int cli_no_operands(int argc, char **argv, const char *cmd) {

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "mg_asn.h"
 #include "mg_avro.h"
 #include "mg_config.h"
 #include "mg_ingest.h"
@@ -40,6 +41,8 @@ struct cli_conf {
         struct mg_service_conf service;  /* decision.policy, ... */
         struct mg_riskcache_conf risk;   /* decision.risk_*, ... */
         struct mg_audit_conf audit;      /* audit.* */
+        struct mg_asn *asn;              /* scoring.asn_file loaded by
+                                          * cli_asn_load(), or NULL */
 };
 
 /* Options every subcommand accepts (parsed by cli_common_opt()). */
@@ -97,6 +100,12 @@ void cli_print_dlq_reasons(FILE *fp, const struct mg_ingest_stats *st);
 int cli_conf_load(struct cli_conf *cc, const struct cli_common *common,
                   const char *cmd);
 void cli_conf_free(struct cli_conf *cc);
+
+/* For the commands that score: load scoring.asn_file (when set) into
+ * cc->asn and point cc->scoring.asn at it; freed by cli_conf_free(). On
+ * failure prints the error naming file and line, frees the configuration
+ * and returns MG_EXIT_USAGE (MG_EXIT_FAILURE when out of memory). */
+int cli_asn_load(struct cli_conf *cc, const char *cmd);
 
 /* Install SIGINT/SIGTERM handlers that set *flag (and ignore SIGPIPE). */
 void cli_signals_install(volatile sig_atomic_t *flag);

@@ -108,6 +108,9 @@ static void score_reload(struct cli_score_sink *ss) {
                 return;
         }
         n = mg_conf_diff(cur->conf, cc->conf, score_reload_key_cb, NULL);
+        /* scoring.asn_file needs a restart: keep the table loaded at
+         * start (owned by the running configuration). */
+        cc->scoring.asn = ss->running->scoring.asn;
         mg_scorer_set_conf(ss->sc, &cc->scoring);
         if (ss->reloaded) {
                 cli_conf_free(ss->reloaded);

@@ -565,7 +565,8 @@ int cmd_dev_main(int argc, char **argv) {
                                 "broker (see --port)\n");
                 return MG_EXIT_USAGE;
         }
-        if ((r = cli_conf_load(&cc, &common, "dev")))
+        if ((r = cli_conf_load(&cc, &common, "dev")) ||
+            (r = cli_asn_load(&cc, "dev")))
                 return r;
         cli_signals_handle(dev_on_signal);
 

@@ -156,6 +156,8 @@ static int compare_open(struct replay_run *alt, const struct replay_run *base,
                 return r;
         }
         alt->own_cc = 1;
+        if ((r = cli_asn_load(&alt->cc, "replay --compare")))
+                return r;
         alt->label = o->compare;
         return run_open(alt, o, o->policy ? o->policy
                                           : base->cc.service.policy);
@@ -515,6 +517,10 @@ int cmd_replay_main(int argc, char **argv) {
         if ((r = cli_conf_load(&base.cc, &common, "replay")))
                 return r;
         base.own_cc = 1;
+        if ((r = cli_asn_load(&base.cc, "replay"))) {
+                rc = r;
+                goto out;
+        }
         policy = o.policy ? o.policy : base.cc.service.policy;
         base.label = policy;
         if ((r = run_open(&base, &o, policy)) ||

@@ -75,7 +75,8 @@ int cmd_score_main(int argc, char **argv) {
                 }
         }
         if ((r = cli_no_operands(argc, argv, "score")) ||
-            (r = cli_conf_load(&cc, &common, "score")))
+            (r = cli_conf_load(&cc, &common, "score")) ||
+            (r = cli_asn_load(&cc, "score")))
                 return r;
         ropts.idle_exit_ms = common.idle_exit_ms;
         if ((err = mg_store_redis_new(&cc.redis, &store, errstr,

@@ -48,6 +48,8 @@ struct mg_risk_view {
                              * the staleness bound, or it is certain there
                              * is none (risk 0). Not fresh: degraded mode */
         struct mg_risk risk; /* valid when known */
+        int64_t updated_ms; /* wall time scoring saved the record (its
+                             * "updated"); 0: no record, or none said */
         /* Optional oracle: 1 if the identity was granted scope but has not
          * used it for scoring.scope_unused_after (mg_baseline_scope_unused
          * on the identity's baseline). NULL: no unused-scope data. */

@@ -11,7 +11,17 @@
  * The subscriber thread owns its own hiredis connection in subscribe mode
  * and bumps an epoch every time it (re)subscribes: an entry read or updated
  * during the current epoch, while still subscribed, cannot have missed a
- * change.
+ * change. A quiet channel is normal (scoring publishes changes only), so
+ * the subscriber waits for traffic with poll() in short slices (to notice
+ * a stop) and keeps the connection; after a quiet second it sends a PING,
+ * and a PING unanswered for a second means a dead link (a partition sends
+ * no FIN), so it reconnects. (It used to treat a 1 s read timeout as an
+ * error and resubscribe every quiet second: each time a gap in which an
+ * update could be lost, and a new epoch that sent every cached identity
+ * back to Redis once decision.risk_stale_after had passed.)
+ *
+ * Staleness counters (last arrival, channel delay histogram) are written
+ * by the subscriber thread alone, as relaxed atomics that /metrics reads.
  *
  * Bounding: when the map holds more than decision.max_identities, inserts
  * evict entries from a rotating cursor over the buckets (roughly the
@@ -19,7 +29,9 @@
  */
 #include "mg_riskcache.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +50,13 @@
 #define RC_REASONS 3          /* reasons kept per identity */
 #define RC_DETAIL_MAX 96      /* bytes kept of a reason's detail */
 #define RC_SCOPES_MAX 32      /* granted scopes kept per identity */
+/* The subscriber: quiet this long, it PINGs; unanswered this long, the
+ * link is dead. A dead link is noticed within 2 s, as it was when every
+ * quiet second ended in a reconnect. */
+#define RC_PING_IDLE_MS 1000
+#define RC_PING_TIMEOUT_MS 1000
+/* Longest wait in poll(): how soon the subscriber sees a stop. */
+#define RC_POLL_SLICE_MS 200
 
 #define RC_OFF(field) offsetof(struct mg_riskcache_conf, field)
 
@@ -65,6 +84,9 @@ const struct mg_conf_prop mg_riskcache_conf_props[] = {
 };
 const size_t mg_riskcache_conf_prop_cnt =
         sizeof(mg_riskcache_conf_props) / sizeof(*mg_riskcache_conf_props);
+
+const int64_t mg_riskcache_delay_bounds_ms[MG_RISKCACHE_DELAY_BUCKETS] = {
+        1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
 /* Granted scopes of an identity and since when each is idle. */
 struct rc_scopes {
@@ -103,7 +125,13 @@ struct mg_riskcache {
         atomic_uint_fast64_t cnt;              /* entries */
         atomic_uint_fast64_t bytes;            /* their memory */
         atomic_uint_fast64_t hits, misses, updates, redis_errors;
-        atomic_uint_fast64_t epoch;            /* subscriber epoch */
+        atomic_uint_fast64_t epoch;            /* subscriber epoch: times
+                                                * it subscribed */
+        int64_t started_ms;                    /* wall time created */
+        atomic_int_fast64_t last_update_ms;    /* last channel arrival */
+        /* channel delay histogram (see mg_riskcache_stats) */
+        atomic_uint_fast64_t delay[MG_RISKCACHE_DELAY_BUCKETS + 1];
+        atomic_uint_fast64_t delay_sum_ms;     /* sum of the delays */
         atomic_int subscribed;                 /* subscriber connected */
         atomic_int stop;                       /* subscriber must stop */
         atomic_uint evict_cursor;              /* next bucket to evict */
@@ -337,6 +365,21 @@ static mg_err_t rc_parse(json_t *root, struct rc_record *r, char *errstr,
         return MG_OK;
 }
 
+/* Count one channel delay (ms; a negative one, from clock skew between
+ * hosts, as 0). */
+static void rc_delay_add(struct mg_riskcache *rc, int64_t ms) {
+        int i;
+
+        if (ms < 0)
+                ms = 0;
+        for (i = 0; i < MG_RISKCACHE_DELAY_BUCKETS; i++)
+                if (ms <= mg_riskcache_delay_bounds_ms[i])
+                        break;
+        atomic_fetch_add_explicit(&rc->delay[i], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rc->delay_sum_ms, (uint64_t)ms,
+                                  memory_order_relaxed);
+}
+
 mg_err_t mg_riskcache_update(struct mg_riskcache *rc, const char *json,
                              size_t len, int64_t now_ms) {
         struct rc_record r;
@@ -361,10 +404,79 @@ mg_err_t mg_riskcache_update(struct mg_riskcache *rc, const char *json,
                 return MG_ERR_NOMEM;
         rc_put(rc, e);
         atomic_fetch_add(&rc->updates, 1);
+        atomic_store_explicit(&rc->last_update_ms, now_ms,
+                              memory_order_relaxed);
+        if (r.updated_ms > 0)
+                rc_delay_add(rc, now_ms - r.updated_ms);
         return MG_OK;
 }
 
 /* ---- subscriber thread ------------------------------------------------ */
+
+/* Send PING on a subscribed connection; 0, or -1 if the link failed. */
+static int rc_ping(redisContext *c) {
+        int done = 0;
+
+        if (redisAppendCommand(c, "PING") != REDIS_OK)
+                return -1;
+        while (!done)
+                if (redisBufferWrite(c, &done) != REDIS_OK)
+                        return -1;
+        return 0;
+}
+
+/* Read the channel until the link fails or stop is set (see the file
+ * comment). */
+static void rc_listen(struct mg_riskcache *rc, redisContext *c) {
+        int64_t now, last_rx = mg_time_now_ms(), ping_sent = 0;
+        struct pollfd pfd;
+        redisReply *r;
+        int n;
+
+        while (!atomic_load(&rc->stop)) {
+                void *reply = NULL;
+
+                /* Whole replies already read come first. */
+                if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+                        return;
+                now = mg_time_now_ms();
+                if (reply) {
+                        r = reply;
+                        last_rx = now;
+                        ping_sent = 0;
+                        /* ["message", channel, record]; a PING's answer
+                         * is ["pong", ""]. */
+                        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                            r->element[2]->type == REDIS_REPLY_STRING)
+                                mg_riskcache_update(rc, r->element[2]->str,
+                                                    r->element[2]->len, now);
+                        freeReplyObject(r);
+                        continue;
+                }
+                if (ping_sent && now - ping_sent >= RC_PING_TIMEOUT_MS) {
+                        mg_log_warn("riskcache",
+                                    "risk channel: no answer to PING in "
+                                    "%d ms, reconnecting",
+                                    RC_PING_TIMEOUT_MS);
+                        return;
+                }
+                if (!ping_sent && now - last_rx >= RC_PING_IDLE_MS) {
+                        if (rc_ping(c))
+                                return;
+                        ping_sent = now;
+                }
+                pfd.fd = c->fd;
+                pfd.events = POLLIN;
+                pfd.revents = 0;
+                n = poll(&pfd, 1, RC_POLL_SLICE_MS);
+                if (n < 0 && errno != EINTR)
+                        return;
+                /* Readable: data, or the end of the connection (then the
+                 * read fails). */
+                if (n > 0 && redisBufferRead(c) != REDIS_OK)
+                        return;
+        }
+}
 
 static void *rc_subscriber(void *arg) {
         struct mg_riskcache *rc = arg;
@@ -375,6 +487,12 @@ static void *rc_subscriber(void *arg) {
                                                           tv);
                 redisReply *r = NULL;
 
+                /* Bounds AUTH and SUBSCRIBE too: a Redis that accepts
+                 * connections but does not answer (stopped, overloaded)
+                 * must not hold the thread, which has a stop to notice.
+                 * rc_listen() reads only what poll() says is there. */
+                if (c && !c->err)
+                        redisSetTimeout(c, tv);
                 if (c && !c->err && rc->rconf->password &&
                     *rc->rconf->password) {
                         r = redisCommand(c, "AUTH %s", rc->rconf->password);
@@ -392,28 +510,11 @@ static void *rc_subscriber(void *arg) {
                         continue;
                 }
                 freeReplyObject(r);
-                /* A read timeout lets the loop see stop; hiredis treats a
-                 * timeout as an error, so the connection is reopened
-                 * then, which is cheap and rare (1 s without traffic). */
-                tv.tv_sec = 1;
-                redisSetTimeout(c, tv);
                 atomic_fetch_add(&rc->epoch, 1);
                 atomic_store(&rc->subscribed, 1);
                 mg_log_debug("riskcache", "subscribed to %s",
                              rc->rconf->risk_channel);
-                while (!atomic_load(&rc->stop)) {
-                        void *reply = NULL;
-
-                        if (redisGetReply(c, &reply) != REDIS_OK)
-                                break;
-                        r = reply;
-                        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                            r->element[2]->type == REDIS_REPLY_STRING)
-                                mg_riskcache_update(rc, r->element[2]->str,
-                                                    r->element[2]->len,
-                                                    mg_time_now_ms());
-                        freeReplyObject(r);
-                }
+                rc_listen(rc, c);
                 atomic_store(&rc->subscribed, 0);
                 redisFree(c);
         }
@@ -534,6 +635,7 @@ static void entry_risk(const struct rc_entry *e, struct mg_risk_view *view) {
         int i;
 
         view->known = e->known;
+        view->updated_ms = e->updated_ms;
         memset(&view->risk, 0, sizeof(view->risk));
         view->risk.score = e->score;
         view->risk.level = (enum mg_risk_level)e->level;
@@ -733,6 +835,7 @@ mg_err_t mg_riskcache_new(const struct mg_riskcache_conf *conf,
         }
         rc->conf = conf;
         rc->rconf = rconf;
+        rc->started_ms = mg_time_now_ms();
         colon = strrchr(rconf->addr, ':');
         if (!colon || colon == rconf->addr ||
             (size_t)(colon - rconf->addr) >= sizeof(rc->host) ||
@@ -780,6 +883,8 @@ void mg_riskcache_destroy(struct mg_riskcache *rc) {
 
 void mg_riskcache_stats_get(struct mg_riskcache *rc,
                             struct mg_riskcache_stats *st) {
+        int i;
+
         memset(st, 0, sizeof(*st));
         st->entries = atomic_load(&rc->cnt);
         st->bytes = atomic_load(&rc->bytes);
@@ -788,4 +893,13 @@ void mg_riskcache_stats_get(struct mg_riskcache *rc,
         st->updates = atomic_load(&rc->updates);
         st->redis_errors = atomic_load(&rc->redis_errors);
         st->subscribed = atomic_load(&rc->subscribed);
+        st->subscriptions = atomic_load(&rc->epoch);
+        st->started_ms = rc->started_ms;
+        st->last_update_ms = atomic_load_explicit(&rc->last_update_ms,
+                                                  memory_order_relaxed);
+        for (i = 0; i <= MG_RISKCACHE_DELAY_BUCKETS; i++)
+                st->delay_buckets[i] = atomic_load_explicit(
+                        &rc->delay[i], memory_order_relaxed);
+        st->delay_sum_ms = atomic_load_explicit(&rc->delay_sum_ms,
+                                                memory_order_relaxed);
 }

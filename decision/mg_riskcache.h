@@ -19,6 +19,12 @@
  * identity's baseline (mg:{<identity>}:bl) only when a policy asks, and
  * kept decision.scope_info_ttl.
  *
+ * Staleness, for /metrics: the time the last record arrived on the
+ * channel, how many times the subscriber has (re)subscribed, and a
+ * histogram of the channel's delay (arrival minus the record's "updated",
+ * the time scoring saved it). The view a decision is taken with carries
+ * the record's "updated", so the caller can tell how old that risk is.
+ *
  * Memory: an entry is one allocation holding the identity and up to three
  * reasons with their details, typically under 256 bytes.
  *
@@ -51,6 +57,12 @@ extern const size_t mg_riskcache_conf_prop_cnt;
 struct mg_riskcache;
 struct mg_riskcache_conn;
 
+/* Upper bounds (ms) of the channel delay histogram's buckets: the
+ * freshness target is tens of milliseconds, so the detail is there; 5 s
+ * and beyond is a stalled scorer or network. */
+#define MG_RISKCACHE_DELAY_BUCKETS 11
+extern const int64_t mg_riskcache_delay_bounds_ms[MG_RISKCACHE_DELAY_BUCKETS];
+
 /* Counters for metrics. */
 struct mg_riskcache_stats {
         uint64_t entries;       /* identities cached */
@@ -59,6 +71,15 @@ struct mg_riskcache_stats {
         uint64_t updates;       /* records received on the channel */
         uint64_t redis_errors;  /* failed reads */
         int subscribed;         /* the subscriber is connected */
+        uint64_t subscriptions; /* times the subscriber (re)subscribed */
+        int64_t started_ms;     /* wall time the cache was created */
+        int64_t last_update_ms; /* wall time the last record arrived on the
+                                 * channel; 0: none yet */
+        /* Channel delay of the records that carried "updated": count per
+         * bucket of mg_riskcache_delay_bounds_ms (not cumulative), the
+         * last for those over the last bound; and their sum. */
+        uint64_t delay_buckets[MG_RISKCACHE_DELAY_BUCKETS + 1];
+        uint64_t delay_sum_ms;
 };
 
 /* conf and rconf must outlive the cache. Starts the subscriber thread. */
@@ -79,8 +100,8 @@ void mg_riskcache_get(struct mg_riskcache *rc, struct mg_riskcache_conn *conn,
                       const char *identity, int64_t now_ms,
                       struct mg_risk_view *view);
 
-/* Apply one risk record (the JSON of the channel) as the subscriber does;
- * exposed for tests. */
+/* Apply one risk record (the JSON of the channel) as the subscriber does,
+ * now_ms being when it arrived; exposed for tests. */
 mg_err_t mg_riskcache_update(struct mg_riskcache *rc, const char *json,
                              size_t len, int64_t now_ms);
 

@@ -4,7 +4,15 @@
  *
  * Per worker thread: a risk-cache connection for misses, one request and
  * one decision struct, and the output buffers — nothing is allocated per
- * request here. Counters are relaxed atomics read by /metrics.
+ * request here. Counters are relaxed atomics read by /metrics; those a
+ * request touches besides the totals (per policy, risk staleness) live in
+ * the worker's own state, so no two workers write the same cache line.
+ *
+ * Risk staleness in /metrics: how old the risk decisions use is, from
+ * three angles. The channel's liveness (seconds since the last update
+ * arrived; an update's delay from scoring's save to its arrival) comes
+ * from the risk cache; the age of the record behind each decision (now
+ * minus its "updated") is a histogram per worker, summed when scraped.
  *
  * The risk in a response is rounded to 0.01 before anything else, so the
  * response, its signature (which covers "%.2f") and the audit record carry
@@ -75,9 +83,24 @@ struct svc_policy_count {
         atomic_int used;                         /* name is set */
 };
 
+/* Upper bounds (ms) of the buckets of the risk age histogram: a record
+ * is milliseconds old right after a change and days old for a quiet
+ * identity, whose risk is no less current for it (nothing changed); the
+ * operator reads the low buckets against the freshness target and the
+ * high ones for how quiet the identities asking are. */
+static const int64_t svc_age_bounds_ms[] = {
+        10, 50, 100, 500, 1000, 5000, 30000, 60000, 300000, 3600000,
+        21600000, 86400000};
+#define SVC_AGE_BUCKETS (sizeof(svc_age_bounds_ms) / sizeof(*svc_age_bounds_ms))
+
 /* A worker thread's state. */
 struct svc_thread {
         struct svc_policy_count pc[SVC_POLICIES_MAX + 1]; /* last: other */
+        /* Age of the risk record of each decision taken with one: count
+         * per bucket of svc_age_bounds_ms (not cumulative; the last for
+         * older ones) and the sum, written by the owner only. */
+        atomic_uint_fast64_t age[SVC_AGE_BUCKETS + 1];
+        atomic_uint_fast64_t age_sum_ms;
         struct svc_thread *next;          /* svc->threads list */
         struct mg_riskcache_conn *conn;   /* Redis for misses */
         struct mg_decide_req req;         /* the request */
@@ -225,6 +248,20 @@ static void svc_count_policy(struct svc_thread *t, const char *name,
         atomic_fetch_add_explicit(&pc->n[outcome], 1, memory_order_relaxed);
 }
 
+/* Count the age of the risk record a decision was taken with. */
+static void svc_count_age(struct svc_thread *t, int64_t age_ms) {
+        size_t i;
+
+        if (age_ms < 0)
+                age_ms = 0; /* scoring's clock ahead of ours */
+        for (i = 0; i < SVC_AGE_BUCKETS; i++)
+                if (age_ms <= svc_age_bounds_ms[i])
+                        break;
+        atomic_fetch_add_explicit(&t->age[i], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->age_sum_ms, (uint64_t)age_ms,
+                                  memory_order_relaxed);
+}
+
 static void svc_request(void *opaque, void *ctx, const char *line, size_t len,
                         struct evbuffer *out) {
         struct mg_service *svc = opaque;
@@ -287,6 +324,8 @@ static void svc_request(void *opaque, void *ctx, const char *line, size_t len,
         atomic_fetch_add_explicit(&svc->by_outcome[t->d.outcome], 1,
                                   memory_order_relaxed);
         svc_count_policy(t, t->d.policy, t->d.outcome);
+        if (view.known && view.updated_ms > 0)
+                svc_count_age(t, now_ms - view.updated_ms);
         if (t->d.degraded)
                 atomic_fetch_add_explicit(&svc->degraded, 1,
                                           memory_order_relaxed);
@@ -297,6 +336,93 @@ internal:
         atomic_fetch_add_explicit(&svc->internal, 1, memory_order_relaxed);
         svc_reply_error(t, MG_PROTO_ERR_INTERNAL,
                         "the decision could not be signed or audited", out);
+}
+
+/* A Prometheus histogram of milliseconds, shown in seconds: counts per
+ * bucket (not cumulative, cnt + 1 with the one past the last bound). */
+static void svc_print_histogram(struct evbuffer *out, const char *name,
+                                const char *help, const int64_t *bounds_ms,
+                                size_t cnt, const uint64_t *counts,
+                                uint64_t sum_ms) {
+        uint64_t cum = 0;
+        size_t i;
+
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name,
+                            help, name);
+        for (i = 0; i < cnt; i++) {
+                cum += counts[i];
+                evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n",
+                                    name, (double)bounds_ms[i] / 1000, cum);
+        }
+        cum += counts[cnt];
+        evbuffer_add_printf(out,
+                            "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                            "%s_sum %.3f\n"
+                            "%s_count %" PRIu64 "\n",
+                            name, cum, name, (double)sum_ms / 1000, name,
+                            cum);
+}
+
+/* The risk staleness series (see the file comment). */
+static void svc_metrics_staleness(struct mg_service *svc,
+                                  const struct mg_riskcache_stats *rs,
+                                  struct evbuffer *out) {
+        uint64_t age[SVC_AGE_BUCKETS + 1] = {0}, age_sum = 0;
+        int64_t now = mg_time_now_ms(), since;
+        struct svc_thread *t;
+        size_t i;
+
+        pthread_mutex_lock(&svc->threads_lock);
+        for (t = svc->threads; t; t = t->next) {
+                for (i = 0; i <= SVC_AGE_BUCKETS; i++)
+                        age[i] += atomic_load_explicit(&t->age[i],
+                                                       memory_order_relaxed);
+                age_sum += atomic_load_explicit(&t->age_sum_ms,
+                                                memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&svc->threads_lock);
+        since = rs->last_update_ms ? rs->last_update_ms : rs->started_ms;
+        evbuffer_add_printf(
+                out,
+                "# HELP mintgate_risk_update_age_seconds Seconds since the "
+                "last risk update arrived on the risk channel (since the "
+                "service started, before the first). It grows while "
+                "scoring publishes no change: quiet traffic, or scoring, "
+                "Redis or the channel down.\n"
+                "# TYPE mintgate_risk_update_age_seconds gauge\n"
+                "mintgate_risk_update_age_seconds %.3f\n"
+                "# HELP mintgate_risk_last_update_timestamp_seconds Unix time "
+                "the last risk update arrived on the risk channel; 0 before "
+                "the first.\n"
+                "# TYPE mintgate_risk_last_update_timestamp_seconds gauge\n"
+                "mintgate_risk_last_update_timestamp_seconds %.3f\n"
+                "# HELP mintgate_risk_channel_subscriptions_total Times the "
+                "risk subscriber subscribed to the channel. Each one after "
+                "the first follows a gap in which updates may have been "
+                "missed (risk read before it then counts as fresh only for "
+                "decision.risk_stale_after).\n"
+                "# TYPE mintgate_risk_channel_subscriptions_total counter\n"
+                "mintgate_risk_channel_subscriptions_total %" PRIu64 "\n",
+                since > 0 && now > since ? (double)(now - since) / 1000 : 0.0,
+                (double)rs->last_update_ms / 1000, rs->subscriptions);
+        svc_print_histogram(
+                out, "mintgate_risk_update_delay_seconds",
+                "Delay of each risk update on the channel: its arrival here "
+                "minus the time scoring saved it (the record's updated); "
+                "the publish part of event-to-decision freshness. Includes "
+                "any clock difference between the hosts; updates without "
+                "an updated time are not counted.",
+                mg_riskcache_delay_bounds_ms, MG_RISKCACHE_DELAY_BUCKETS,
+                rs->delay_buckets, rs->delay_sum_ms);
+        svc_print_histogram(
+                out, "mintgate_risk_staleness_seconds",
+                "Age of the risk record each decision was taken with: the "
+                "decision's time minus the time scoring saved the record. "
+                "Small right after a change; large when an identity's risk "
+                "has not changed for a while, which is normal for a quiet "
+                "one. Decisions for identities scoring has never seen have "
+                "no record and are not counted.",
+                svc_age_bounds_ms, SVC_AGE_BUCKETS, age, age_sum);
 }
 
 static void svc_metrics(void *opaque, struct evbuffer *out) {
@@ -399,6 +525,7 @@ static void svc_metrics(void *opaque, struct evbuffer *out) {
                 rs.subscribed, as.backlog, as.written, as.refused,
                 as.kafka_delivered, as.kafka_failed,
                 atomic_load(&svc->reloads), atomic_load(&svc->reload_errors));
+        svc_metrics_staleness(svc, &rs, out);
 }
 
 static int svc_health(void *opaque, struct evbuffer *out) {

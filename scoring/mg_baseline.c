@@ -6,12 +6,13 @@
  * scoring stage can keep it in a flat buffer and the Redis store can treat
  * it as an opaque blob. Everything in it is bounded:
  *   - LRU tables (most recently seen first, least recently seen evicted):
- *     16 source networks (/24 or /64), 8 clients, 8 user agents, 32
- *     resources/audiences, 32 scopes (granted and used, with times), 16
- *     recent token ids (64-bit hashes and chain depth), 32 recent failed
- *     authentications. A table's content is therefore "the K most recently
- *     seen distinct values", which is what the unit test's naive model
- *     recomputes from the raw event list.
+ *     16 source networks (/24 or /64), 8 source ASes (with
+ *     scoring.asn_file), 8 clients, 8 user agents, 32 resources/audiences,
+ *     32 scopes (granted and used, with times), 16 recent token ids
+ *     (64-bit hashes and chain depth), 32 recent failed authentications.
+ *     A table's content is therefore "the K most recently seen distinct
+ *     values", which is what the unit test's naive model recomputes from
+ *     the raw event list.
  *   - an hour-of-week histogram of activity (168 float buckets, decayed
  *     with a 14-day half-life, stored relative to a reference time so only
  *     the bucket an event falls in is touched);
@@ -22,6 +23,16 @@
  * used table entries, times as varint offsets from the newest event and
  * names without their hash when the hash can be recomputed, so a typical
  * identity encodes to well under 1.5 KB (the unit test prints one).
+ *
+ * Source ASes. With a prefix -> AS table (conf->asn, from
+ * scoring.asn_file) each source address's origin AS is remembered too,
+ * and new_source names it when it is new: "AS64500 never seen
+ * (198.51.100.0/24)". The AS only refines a network novelty, it never
+ * fires alone: an address in a known network is known whatever its AS,
+ * so turning asn_file on (every identity's AS table empty) or a routing
+ * change in the file fires nothing, and the signal's weight and firings
+ * are those of the network table with or without AS data. Without
+ * asn_file the AS table stays empty and costs one blob byte.
  *
  * Time. Only event time exists here: no clock, no randomness. The
  * effective time of an event is max(its timestamp, the newest seen), so
@@ -63,6 +74,7 @@
 /* Table sizes. Each is a trade between what one workload plausibly uses
  * and the blob budget (<= ~1.5 KB encoded for a typical identity). */
 #define MG_BL_NETS      16 /* a workload behind a few NATs or AZs uses 1-4 */
+#define MG_BL_ASNS      8  /* a workload runs in one to a few providers */
 #define MG_BL_CLIENTS   8  /* more than a handful is already "shared" */
 #define MG_BL_AGENTS    8  /* versions overlap during rollouts */
 #define MG_BL_RESOURCES 32 /* a deployer or agent touches tens of APIs */
@@ -103,7 +115,10 @@
 #define MG_BL_TS_MAX 7258118400000LL
 
 #define MG_BL_MAGIC   "MGBL"
-#define MG_BL_VERSION 1
+/* Version 2 added the source AS table; version 1 blobs (without it) still
+ * decode, with an empty table. */
+#define MG_BL_VERSION     2
+#define MG_BL_VERSION_MIN 1
 /* Flag bits of the blob's flags byte. */
 #define MG_BLF_RATE_FIRED 0x01
 #define MG_BLF_FAIL_BURST 0x02
@@ -124,6 +139,12 @@ struct mg_bl_net {
         uint8_t family;    /* 4 or 6 */
         uint8_t prefix[8]; /* first 3 (IPv4) or 8 (IPv6) bytes, rest 0 */
         int64_t last_ms;   /* effective time last seen */
+};
+
+/* A source AS. */
+struct mg_bl_asn {
+        int64_t last_ms;   /* effective time last seen */
+        uint32_t asn;      /* AS number, > 0 */
 };
 
 /* A named value: client, user agent, resource. The hash identifies it;
@@ -190,12 +211,14 @@ struct mg_baseline {
 
         /* LRU tables, most recently seen first */
         uint8_t net_cnt;                        /* entries in nets */
+        uint8_t asn_cnt;                        /* entries in asns */
         uint8_t client_cnt;                     /* entries in clients */
         uint8_t agent_cnt;                      /* entries in agents */
         uint8_t resource_cnt;                   /* entries in resources */
         uint8_t scope_cnt;                      /* entries in scopes */
         uint8_t token_cnt;                      /* entries in tokens */
         struct mg_bl_net nets[MG_BL_NETS];      /* source networks */
+        struct mg_bl_asn asns[MG_BL_ASNS];      /* their ASes */
         struct mg_bl_name clients[MG_BL_CLIENTS]; /* OAuth client ids */
         struct mg_bl_name agents[MG_BL_AGENTS]; /* user agents */
         struct mg_bl_name resources[MG_BL_RESOURCES]; /* resources and
@@ -261,12 +284,20 @@ const struct mg_conf_prop mg_scoring_conf_props[] = {
          CONF_OFF(failure_window_ms), "5m", 1000, 86400000, 1,
          "Window in which failed authentications are counted for "
          "auth_failures."},
+        {"scoring.asn_file", MG_CONF_STR, CONF_OFF(asn_file), "", 0, 4096, 0,
+         "File of prefix -> origin AS lines, \"203.0.113.0/24 64500\" or "
+         "CAIDA pfx2as \"1.0.0.0<TAB>24<TAB>13335\" (IPv4 and IPv6, longest "
+         "prefix wins; a bad line stops the start naming file and line). "
+         "With it each identity remembers its 8 most recent source ASes "
+         "and new_source names a new one: \"AS64500 never seen "
+         "(198.51.100.0/24)\". Empty: no AS data. Read once at start."},
         SIG_PROPS("new_source", MG_SIG_NEW_SOURCE, "30", "", "16", 1,
                   MG_BL_NETS,
                   "How many of the identity's most recently seen source "
                   "networks (/24 for IPv4, /64 for IPv6) count as known, "
                   "1-16; a successful auth or usage from any other network "
-                  "fires.",
+                  "fires (naming the AS too when scoring.asn_file places "
+                  "the address in an AS the identity has not used).",
                   "20"),
         SIG_PROPS("rate_spike", MG_SIG_RATE_SPIKE, "20", "", "6", 1, 100,
                   "Standard deviations above the identity's mean events per "
@@ -485,8 +516,10 @@ static int mg_bl_known(double threshold, int cap) {
 
 /* The network of a textual address: IPv4 or IPv6, optionally in brackets,
  * with a port (IPv4 "a.b.c.d:p") or a zone ("fe80::1%eth0"). IPv4-mapped
- * IPv6 addresses are IPv4. -1 when it is not an address. */
-static int mg_bl_net_parse(const char *ip, struct mg_bl_net *net) {
+ * IPv6 addresses are IPv4. The whole address goes to addr (4 bytes for
+ * IPv4, 16 for IPv6) for the AS lookup. -1 when it is not an address. */
+static int mg_bl_net_parse(const char *ip, struct mg_bl_net *net,
+                           unsigned char addr[16]) {
         char buf[INET6_ADDRSTRLEN + 8], *p;
         unsigned char a[16];
         const char *end;
@@ -516,6 +549,7 @@ static int mg_bl_net_parse(const char *ip, struct mg_bl_net *net) {
         if (inet_pton(AF_INET, buf, a) == 1) {
                 net->family = 4;
                 memcpy(net->prefix, a, 3);
+                memcpy(addr, a, 4);
                 return 0;
         }
         if (inet_pton(AF_INET6, buf, a) != 1)
@@ -523,10 +557,12 @@ static int mg_bl_net_parse(const char *ip, struct mg_bl_net *net) {
         if (!memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
                 net->family = 4;
                 memcpy(net->prefix, a + 12, 3);
+                memcpy(addr, a + 12, 4);
                 return 0;
         }
         net->family = 6;
         memcpy(net->prefix, a, 8);
+        memcpy(addr, a, 16);
         return 0;
 }
 
@@ -555,6 +591,7 @@ static void mg_bl_net_format(const struct mg_bl_net *net, char *buf,
 #define MG_LRU_ELSIZE_MAX sizeof(struct mg_bl_scope)
 _Static_assert(sizeof(struct mg_bl_name) <= MG_LRU_ELSIZE_MAX, "lru size");
 _Static_assert(sizeof(struct mg_bl_net) <= MG_LRU_ELSIZE_MAX, "lru size");
+_Static_assert(sizeof(struct mg_bl_asn) <= MG_LRU_ELSIZE_MAX, "lru size");
 
 /* Index of the entry of a hashed table whose hash is h, or -1. */
 static int mg_lru_find(const void *arr, size_t elsize, int cnt, uint64_t h) {
@@ -567,6 +604,15 @@ static int mg_lru_find(const void *arr, size_t elsize, int cnt, uint64_t h) {
                 if (eh == h)
                         return i;
         }
+        return -1;
+}
+
+static int mg_bl_asn_find(const struct mg_baseline *bl, uint32_t asn) {
+        int i;
+
+        for (i = 0; i < bl->asn_cnt; i++)
+                if (bl->asns[i].asn == asn)
+                        return i;
         return -1;
 }
 
@@ -823,15 +869,20 @@ static void mg_bl_failure(struct mg_bl_ctx *ctx) {
         bl->fail_burst = (uint8_t)reached;
 }
 
-/* new_source and shared_identity over the networks table. */
+/* new_source and shared_identity over the networks table, and the
+ * source AS (see the file comment). */
 static void mg_bl_source(struct mg_bl_ctx *ctx, const char *ip) {
         struct mg_baseline *bl = ctx->bl;
         struct mg_bl_net net, *front;
+        struct mg_bl_asn *as;
+        unsigned char addr[16];
         char text[64];
+        uint32_t asn;
         int idx, i, active = 0, was_active;
 
-        if (mg_bl_net_parse(ip, &net))
+        if (mg_bl_net_parse(ip, &net, addr))
                 return;
+        asn = mg_asn_lookup(ctx->conf->asn, net.family, addr);
         idx = mg_bl_net_find(bl, &net);
         if ((idx < 0 || idx >= mg_bl_known(
                                        ctx->conf->sig[MG_SIG_NEW_SOURCE]
@@ -839,9 +890,21 @@ static void mg_bl_source(struct mg_bl_ctx *ctx, const char *ip) {
                                        MG_BL_NETS)) &&
             mg_bl_armed(ctx, MG_SIG_NEW_SOURCE)) {
                 mg_bl_net_format(&net, text, sizeof(text));
-                mg_bl_fire(ctx, MG_SIG_NEW_SOURCE,
-                           ctx->conf->sig[MG_SIG_NEW_SOURCE].weight,
-                           "%s never seen", text);
+                if (asn && mg_bl_asn_find(bl, asn) < 0)
+                        mg_bl_fire(ctx, MG_SIG_NEW_SOURCE,
+                                   ctx->conf->sig[MG_SIG_NEW_SOURCE].weight,
+                                   "AS%" PRIu32 " never seen (%s)", asn,
+                                   text);
+                else
+                        mg_bl_fire(ctx, MG_SIG_NEW_SOURCE,
+                                   ctx->conf->sig[MG_SIG_NEW_SOURCE].weight,
+                                   "%s never seen", text);
+        }
+        if (asn) {
+                as = mg_lru_touch(bl->asns, sizeof(*bl->asns), &bl->asn_cnt,
+                                  MG_BL_ASNS, mg_bl_asn_find(bl, asn));
+                as->asn = asn;
+                as->last_ms = ctx->te;
         }
         was_active = idx >= 0 &&
                      ctx->te - bl->nets[idx].last_ms < MG_SHARED_WINDOW_MS;
@@ -1283,7 +1346,7 @@ int mg_baseline_scope_unused(const struct mg_baseline *bl,
 }
 
 /*
- * Encoding. Layout of version 1 (all integers little-endian):
+ * Encoding. Layout of version 2 (all integers little-endian):
  *
  *   "MGBL" u8:version u8:flags
  *   varint:auth varint:usage varint:signal   event counts
@@ -1295,6 +1358,7 @@ int mg_baseline_scope_unused(const struct mg_baseline *bl,
  *   f64:pub_score u8:pub_level
  *   u8:n time*n                               failures
  *   u8:n (u8:family, 3|8 bytes, time)*n       networks
+ *   u8:n (varint:AS, time)*n                  source ASes (not in v1)
  *   u8:n name*n  (clients, user agents, resources)
  *   u8:n (name without time, time*3)*n        scopes
  *   u8:n (u64:hash u8:depth)*n                tokens
@@ -1304,7 +1368,10 @@ int mg_baseline_scope_unused(const struct mg_baseline *bl,
  * A time is varint(newest_ms - t + 1), 0 for "never"; a name is u8
  * (length | 0x80 when the hash follows), the text, [u64 hash], time.
  * Structure alone cannot tell a flipped bit in a double, a hash or a time
- * from a real value; the checksum does, for 4 bytes.
+ * from a real value; the checksum does, for 4 bytes. Version 1 is the
+ * same without the source ASes; it decodes with an empty AS table (and
+ * encodes again as version 2), so baselines stored before ASes existed
+ * keep working.
  */
 
 /* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), one table
@@ -1523,6 +1590,11 @@ mg_err_t mg_baseline_encode(const struct mg_baseline *bl, void *buf,
                 mg_w_bytes(&w, bl->nets[i].prefix,
                            bl->nets[i].family == 4 ? 3 : 8);
                 mg_w_time(&w, bl, bl->nets[i].last_ms);
+        }
+        mg_w_u8(&w, bl->asn_cnt);
+        for (i = 0; i < bl->asn_cnt; i++) {
+                mg_w_varint(&w, bl->asns[i].asn);
+                mg_w_time(&w, bl, bl->asns[i].last_ms);
         }
 #define MG_W_NAMES(arr, cnt)                                                  \
         do {                                                                  \
@@ -1806,9 +1878,10 @@ mg_err_t mg_baseline_decode(struct mg_baseline *bl, const void *buf,
         if (b && memcmp(b, MG_BL_MAGIC, 4))
                 mg_r_fail(r, "bad magic, not a baseline");
         version = mg_r_u8(r, "version");
-        if (!r->failed && version != MG_BL_VERSION)
-                mg_r_fail(r, "unknown version %u (this build reads %d)",
-                          version, MG_BL_VERSION);
+        if (!r->failed &&
+            (version < MG_BL_VERSION_MIN || version > MG_BL_VERSION))
+                mg_r_fail(r, "unknown version %u (this build reads %d to %d)",
+                          version, MG_BL_VERSION_MIN, MG_BL_VERSION);
         /* Magic and version first, for the clearer message; then the
          * checksum; then the body without it. */
         if (!r->failed) {
@@ -1956,6 +2029,25 @@ mg_err_t mg_baseline_decode(struct mg_baseline *bl, const void *buf,
                         mg_r_fail(r, "networks: duplicate entry");
         }
         bl->net_cnt = (uint8_t)cnt;
+
+        cnt = version >= 2 ? mg_r_count(r, "source ASes", MG_BL_ASNS) : 0;
+        for (prev = bl->newest_ms, i = 0; i < cnt && !r->failed; i++) {
+                struct mg_bl_asn *as = &bl->asns[i];
+                uint64_t v = mg_r_varint(r, "source AS");
+
+                if (!r->failed && (v == 0 || v > UINT32_MAX)) {
+                        mg_r_fail(r, "source AS %" PRIu64 " out of range", v);
+                        break;
+                }
+                as->asn = (uint32_t)v;
+                as->last_ms = mg_r_time(r, "source AS");
+                mg_r_order(r, "source ASes", prev, as->last_ms);
+                prev = as->last_ms;
+                bl->asn_cnt = (uint8_t)i;
+                if (!r->failed && mg_bl_asn_find(bl, as->asn) >= 0)
+                        mg_r_fail(r, "source ASes: duplicate entry");
+        }
+        bl->asn_cnt = (uint8_t)cnt;
 
         mg_r_names(r, "clients", bl->clients, &bl->client_cnt, MG_BL_CLIENTS);
         mg_r_names(r, "user agents", bl->agents, &bl->agent_cnt, MG_BL_AGENTS);
@@ -2106,6 +2198,15 @@ char *mg_baseline_to_json(const struct mg_baseline *bl,
                 mg_bl_net_format(&bl->nets[i], text, sizeof(text));
                 mg_j_set(item, "network", json_string(text), &ok);
                 mg_j_set(item, "last_seen", mg_j_time(bl->nets[i].last_ms),
+                         &ok);
+        }
+        mg_j_set(root, "asns", arr = json_array(), &ok);
+        for (i = 0; arr && i < bl->asn_cnt; i++) {
+                mg_j_push(arr, item = json_object(), &ok);
+                if (!item)
+                        break;
+                mg_j_set(item, "asn", json_integer(bl->asns[i].asn), &ok);
+                mg_j_set(item, "last_seen", mg_j_time(bl->asns[i].last_ms),
                          &ok);
         }
         mg_j_set(root, "clients",

@@ -10,9 +10,10 @@
  * anything):
  *   - decayed counters (exponential, per-signal half-lives) for rates;
  *   - bounded top-K tables with last-seen times (source /24 or /64
- *     networks, clients, user agents, resources/audiences, scopes granted
- *     and used, recent token ids) — least recently seen is evicted, so the
- *     baseline is O(1) in size whatever the identity does;
+ *     networks, source ASes when a prefix -> AS table is configured,
+ *     clients, user agents, resources/audiences, scopes granted and used,
+ *     recent token ids) — least recently seen is evicted, so the baseline
+ *     is O(1) in size whatever the identity does;
  *   - an hour-of-week activity histogram (decayed);
  *   - per-minute rate mean/variance (EWMA) for rate spikes;
  *   - per-signal decayed risk contributions; risk = min(100, sum), decaying
@@ -27,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mg_asn.h"
 #include "mg_config.h"
 #include "mg_err.h"
 #include "mg_event.h"
@@ -69,6 +71,11 @@ struct mg_scoring_conf {
         int64_t late_bound_ms;        /* scoring.late_bound: older = late */
         int64_t rate_half_life_ms;    /* scoring.rate.half_life */
         int64_t failure_window_ms;    /* scoring.auth_failures.window */
+        char *asn_file;               /* scoring.asn_file; "" for none */
+        /* Not in the table: asn_file loaded (mg_asn_load_file()) by the
+         * program that scores, which owns it; NULL: no AS data. Lookups
+         * are pure reads, so apply stays free of I/O. */
+        const struct mg_asn *asn;
 };
 
 extern const struct mg_conf_prop mg_scoring_conf_props[];
@@ -165,14 +172,16 @@ int mg_baseline_scopes_idle(const struct mg_baseline *bl,
 #define MG_BASELINE_BLOB_MAX 4096
 mg_err_t mg_baseline_encode(const struct mg_baseline *bl, void *buf,
                             size_t size, size_t *lenp);
-/* Parse a blob; MG_ERR_DECODE naming the problem if it is corrupt or of an
- * unknown version. */
+/* Parse a blob of the current version or an older one (a version 1 blob,
+ * from before source ASes, has none); MG_ERR_DECODE naming the problem if
+ * it is corrupt or of an unknown version. */
 mg_err_t mg_baseline_decode(struct mg_baseline *bl, const void *buf,
                             size_t len, char *errstr, size_t errstr_size);
 
 /* JSON object describing the baseline and its risk at now_ms (for
  * `baseline show --json` and export); malloc'd, caller frees. Includes
- * "events":{"auth":N,"usage":N,"signal":N}. */
+ * "events":{"auth":N,"usage":N,"signal":N} and "asns":[{"asn":N,
+ * "last_seen":…}] (empty without AS data). */
 char *mg_baseline_to_json(const struct mg_baseline *bl,
                           const struct mg_scoring_conf *conf, int64_t now_ms);
 

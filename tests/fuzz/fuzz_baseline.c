@@ -6,7 +6,8 @@
  * Blobs end in a CRC-32C, which random mutations almost never get right,
  * so each input is tried twice: as it is (the checksum path), and as the
  * body of a blob with its checksum appended (the parser proper). The seed
- * corpus holds such bodies: real blobs without their last 4 bytes.
+ * corpus holds such bodies: real blobs without their last 4 bytes, of
+ * version 1 (before source ASes) and version 2 (v2_* files).
  *
  * Checks beyond memory safety, any violation abort()s:
  *   - a failed decode says why (MG_ERR_DECODE and a non-empty message);
@@ -14,7 +15,8 @@
  *     the identical bytes (the encoding is canonical for what decode
  *     accepts);
  *   - a decoded baseline is usable: risk, JSON, scope_unused and applying
- *     an event after it all work, with a risk score in 0..100.
+ *     an event after it all work, with a risk score in 0..100. The event
+ *     comes from an address with an AS, so its AS table is updated too.
  */
 #include <math.h>
 #include <stddef.h>
@@ -41,7 +43,12 @@ static uint32_t crc32c(const uint8_t *p, size_t len) {
         return ~crc;
 }
 
+/* Defaults, with a prefix -> AS table covering fuzz_event()'s address.
+ * The table lives as long as the process. */
 static void fuzz_conf(struct mg_scoring_conf *conf) {
+        static const char asn_text[] = "198.51.0.0/16 64500\n"
+                                       "2001:db8::/32 64501\n";
+        static struct mg_asn *asn;
         struct mg_conf *mc = mg_conf_new();
         char err[256];
 
@@ -53,6 +60,11 @@ static void fuzz_conf(struct mg_scoring_conf *conf) {
                                 sizeof(err)))
                 abort();
         mg_conf_destroy(mc);
+        conf->asn_file = NULL; /* freed with mc */
+        if (!asn && mg_asn_load_buf("fuzz", asn_text, sizeof(asn_text) - 1,
+                                    &asn, err, sizeof(err)))
+                abort();
+        conf->asn = asn;
 }
 
 /* A usage event at ts from a new network and resource. */

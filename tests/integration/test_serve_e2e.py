@@ -3,7 +3,8 @@
 `mintgate score` and `mintgate serve` on loopback.
 
 - Events flow in and the decision for the identity changes as its risk
-  changes: a normal baseline -> allow; a new source network -> narrow; a
+  changes: a normal baseline -> allow; a new source network -> narrow (the
+  scorer has a prefix -> AS file, so the reason names the new AS); a
   secret_exposed signal -> deny. The time from producing the event to the
   first changed decision is printed (the freshness target is < 100 ms; this
   test asserts only that it happens, within seconds).
@@ -12,7 +13,13 @@
 - Malformed JSON, wrong types, unknown fields, a huge line, and two
   thousand idle connections: each bad request gets its error object, and
   other clients keep being served.
-- HTTP: POST /v1/decide, GET /healthz, GET /metrics.
+- HTTP: POST /v1/decide, GET /healthz, GET /metrics; the risk staleness
+  series move as they should: the update age grows while nothing is
+  published and drops when an update arrives, decisions are counted in
+  the staleness histogram with ages no younger than the last update; a
+  quiet channel stays subscribed, a Redis that stops answering without
+  closing the connection (SIGSTOP, like a partition) is noticed by PING
+  and resubscribed to when it answers again.
 - Policy hot reload: a broken file is refused and the old policy serves on;
   a good edit takes effect.
 - Audit: every decision of the test is in the hash-chained log and on
@@ -109,6 +116,27 @@ def produce(bootstrap, tmp, events):
     return time.monotonic()
 
 
+def scrape(http):
+    """GET /metrics: ({series with labels: value}, {names with a HELP})."""
+    with urllib.request.urlopen("http://%s/metrics" % http, timeout=10) as f:
+        text = f.read().decode()
+    series, helps = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+        elif line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            series[name] = float(value)
+    return series, helps
+
+
+def histogram_ok(m, name):
+    """Cumulative buckets that never fall and end at _count."""
+    buckets = [v for k, v in m.items() if k.startswith(name + "_bucket{")]
+    return (len(buckets) > 1 and buckets == sorted(buckets) and
+            m.get(name + '_bucket{le="+Inf"}') == m.get(name + "_count"))
+
+
 def wait_decision(conn, want, rid, deadline_s=20.0):
     """Ask until the decision is `want`; returns (response, seconds)."""
     t0 = time.monotonic()
@@ -134,13 +162,20 @@ def main():
         fp.write(os.urandom(32))
     os.chmod(key, 0o600)
     audit_log = os.path.join(tmp, "audit.log")
+    asn_file = os.path.join(tmp, "pfx2as.txt")
+    with open(asn_file, "w") as fp:
+        fp.write("# the test's routing table\n"
+                 "203.0.113.0/24 64496\n"
+                 "198.51.100.0\t24\t64500\n")
     broker = subprocess.Popen([MINTGATE, "broker", "--port", "0"],
                               stdout=subprocess.PIPE, text=True)
     bootstrap = broker.stdout.readline().strip().split("=", 1)[1]
     common = ["--brokers", bootstrap, "--redis", "127.0.0.1:%d" % redis.port,
               "--log-level", "warn"]
     scorer = subprocess.Popen([MINTGATE, "score", "--group", "serve-e2e",
-                               "--set", "ingest.fetch_wait=5ms"] + common)
+                               "--set", "ingest.fetch_wait=5ms",
+                               "--set", "scoring.asn_file=" + asn_file] +
+                              common)
     serve = subprocess.Popen(
         [MINTGATE, "serve", "--listen", "127.0.0.1:0", "--http",
          "127.0.0.1:0", "--policy", policy,
@@ -207,6 +242,10 @@ def main():
             check(resp["scopes"] == ["deploy:read"] and
                   any(r["signal"] == "new_source" for r in resp["reasons"]),
                   "narrow drops deploy:write, names new_source: %s" % resp)
+            check(any(r["detail"] == "AS64500 never seen (198.51.100.0/24)"
+                      for r in resp["reasons"]),
+                  "new_source names the new AS (scoring.asn_file): %s" %
+                  resp["reasons"])
 
         # 3. A leaked secret: deny.
         t_ev = produce(bootstrap, tmp, [{
@@ -285,7 +324,123 @@ def main():
                   "mintgate_audit_backlog" in m,
                   "GET /metrics has decisions, latency, audit backlog")
 
+        # 6b. Risk staleness: nothing is published for a second while
+        # three decisions are taken, then one update arrives.
+        m1, helps = scrape(http)
+        for name in ("mintgate_risk_update_age_seconds",
+                     "mintgate_risk_last_update_timestamp_seconds",
+                     "mintgate_risk_channel_subscriptions_total",
+                     "mintgate_risk_update_delay_seconds",
+                     "mintgate_risk_staleness_seconds"):
+            check(name in helps, "/metrics documents %s" % name)
+        check(histogram_ok(m1, "mintgate_risk_update_delay_seconds") and
+              histogram_ok(m1, "mintgate_risk_staleness_seconds"),
+              "staleness histograms are well formed")
+        check(m1["mintgate_risk_channel_subscriptions_total"] >= 1 and
+              m1["mintgate_risk_update_delay_seconds_count"] >= 2 and
+              m1["mintgate_risk_last_update_timestamp_seconds"] > 0,
+              "risk updates arrived on the channel: %s" % {
+                  k: v for k, v in m1.items() if "risk_" in k})
+        check(abs(time.time() - m1["mintgate_risk_update_age_seconds"] -
+                  m1["mintgate_risk_last_update_timestamp_seconds"]) < 2,
+              "update age = now - last update time")
+        # Scoring saves and publishes within milliseconds: every update
+        # took well under 5 s to arrive.
+        check(m1['mintgate_risk_update_delay_seconds_bucket{le="5"}'] ==
+              m1["mintgate_risk_update_delay_seconds_count"],
+              "every risk update arrived within 5 s of its save")
+        t1 = time.monotonic()
+        for i in range(3):
+            r = conn.ask(request("stale-%d" % i))
+            check(r and r.get("decision") == "deny", "decision %s" % r)
+        time.sleep(1.0)
+        m2, _ = scrape(http)
+        waited = time.monotonic() - t1
+        grew = (m2["mintgate_risk_update_age_seconds"] -
+                m1["mintgate_risk_update_age_seconds"])
+        if check(m2["mintgate_risk_updates_total"] ==
+                 m1["mintgate_risk_updates_total"],
+                 "no risk update while the identity is quiet"):
+            check(0.9 <= grew <= waited + 0.5,
+                  "update age grows while nothing arrives (+%.2f s in "
+                  "%.2f s)" % (grew, waited))
+            check(m2["mintgate_risk_last_update_timestamp_seconds"] ==
+                  m1["mintgate_risk_last_update_timestamp_seconds"],
+                  "last update time unchanged")
+        # A quiet channel is no failure: the subscription stays (it used to
+        # be dropped and renewed every idle second, each time a gap).
+        check(m2["mintgate_risk_channel_subscriptions_total"] ==
+              m1["mintgate_risk_channel_subscriptions_total"],
+              "the channel stays subscribed while quiet (%d -> %d)" % (
+                  m1["mintgate_risk_channel_subscriptions_total"],
+                  m2["mintgate_risk_channel_subscriptions_total"]))
+        n_new = (m2["mintgate_risk_staleness_seconds_count"] -
+                 m1["mintgate_risk_staleness_seconds_count"])
+        check(n_new == 3, "each decision's risk age is counted (%d)" % n_new)
+        if n_new:
+            mean_age = (m2["mintgate_risk_staleness_seconds_sum"] -
+                        m1["mintgate_risk_staleness_seconds_sum"]) / n_new
+            # One identity: its record is no younger than the last update.
+            check(mean_age >= m1["mintgate_risk_update_age_seconds"] - 0.01,
+                  "decisions used risk %.3f s old, the last update "
+                  "arrived %.3f s before them" % (
+                      mean_age, m1["mintgate_risk_update_age_seconds"]))
+        produce(bootstrap, tmp, [{
+            "type": "signal", "event_id": "s2", "ts": now + 43 * 60000,
+            "identity": IDENT, "kind": "credential_compromise",
+            "severity": 60, "source": "idp", "detail": "impossible travel"}])
+        deadline = time.monotonic() + 20
+        m3 = m2
+        while time.monotonic() < deadline:
+            m3, _ = scrape(http)
+            if (m3["mintgate_risk_updates_total"] >
+                    m2["mintgate_risk_updates_total"]):
+                break
+            time.sleep(0.05)
+        if check(m3["mintgate_risk_updates_total"] >
+                 m2["mintgate_risk_updates_total"],
+                 "the risk change arrives on the channel"):
+            check(m3["mintgate_risk_update_age_seconds"] <
+                  min(1.0, m2["mintgate_risk_update_age_seconds"]),
+                  "update age drops when an update arrives (%.3f s)" %
+                  m3["mintgate_risk_update_age_seconds"])
+            check(m3["mintgate_risk_last_update_timestamp_seconds"] >
+                  m2["mintgate_risk_last_update_timestamp_seconds"] and
+                  m3["mintgate_risk_update_delay_seconds_count"] >
+                  m2["mintgate_risk_update_delay_seconds_count"],
+                  "last update time and delay count move on")
+            print("staleness: update delay mean %.1f ms over %d updates" % (
+                1000 * m3["mintgate_risk_update_delay_seconds_sum"] /
+                m3["mintgate_risk_update_delay_seconds_count"],
+                m3["mintgate_risk_update_delay_seconds_count"]), flush=True)
+
+        # 7a. Redis stops answering, connections open (no FIN, like a
+        # partition): the subscriber's PING goes unanswered, the channel
+        # is down within seconds; answering again, it is resubscribed.
+        subs_before = scrape(http)[0][
+            "mintgate_risk_channel_subscriptions_total"]
+        redis.proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        up = 1
+        while time.monotonic() - t0 < 10 and up:
+            time.sleep(0.2)
+            up = scrape(http)[0]["mintgate_risk_channel_up"]
+        check(up == 0, "unanswering Redis: channel down after %.1f s" % (
+            time.monotonic() - t0))
+        redis.proc.send_signal(signal.SIGCONT)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and not up:
+            time.sleep(0.2)
+            m = scrape(http)[0]
+            up = m["mintgate_risk_channel_up"]
+        check(up == 1 and
+              m["mintgate_risk_channel_subscriptions_total"] > subs_before,
+              "Redis answering again: resubscribed (%d -> %d)" % (
+                  subs_before, m["mintgate_risk_channel_subscriptions_total"]))
+
         # 7. Redis down: degraded mode, flagged; back: fresh again.
+        subs_before = scrape(http)[0][
+            "mintgate_risk_channel_subscriptions_total"]
         redis.kill()
         time.sleep(2.5)  # past decision.risk_stale_after
         r = conn.ask(request("deg"))
@@ -302,6 +457,11 @@ def main():
             time.sleep(0.2)
         check(r and r.get("degraded") is False and r["decision"] == "deny",
               "Redis back -> fresh again, no restart: %s" % r)
+        m, _ = scrape(http)
+        check(m["mintgate_risk_channel_subscriptions_total"] > subs_before and
+              m["mintgate_risk_channel_up"] == 1,
+              "the outage shows as a resubscription (%d -> %d)" % (
+                  subs_before, m["mintgate_risk_channel_subscriptions_total"]))
 
         # 8. Hot reload: broken file refused, good edit applied.
         with open(policy, "w") as fp:

@@ -2,8 +2,8 @@
  * test_riskcache.c — the decision service's live-risk cache without a
  * Redis server (the subscriber retries against a closed port): records
  * arriving on the channel, freshness by age, newer-wins ordering, unknown
- * identities under an unreachable Redis, the memory bound, and the size
- * of an entry.
+ * identities under an unreachable Redis, the memory bound, the size of an
+ * entry, and the staleness counters behind /metrics.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -135,6 +135,80 @@ static void test_unreachable_redis_is_not_fresh(void **state) {
         mg_riskcache_destroy(rc);
 }
 
+/* What /metrics reports about staleness: the last arrival, the channel
+ * delay histogram, and the "updated" of the record a view comes from. */
+static void test_staleness_counters(void **state) {
+        static const char no_updated[] =
+                "{\"identity\":\"svc-b\",\"risk\":5,\"level\":\"low\","
+                "\"ts\":1000,\"reasons\":[]}";
+        static const char skewed[] =
+                "{\"identity\":\"svc-c\",\"risk\":5,\"level\":\"low\","
+                "\"ts\":1000,\"reasons\":[],\"updated\":20000}";
+        struct mg_riskcache *rc;
+        struct mg_riskcache_conn *conn;
+        struct mg_riskcache_stats st;
+        struct mg_risk_view view;
+        char errstr[128];
+        uint64_t total;
+        int i;
+
+        assert_int_equal(mg_riskcache_new(&rconf, &redis_conf, &rc, errstr,
+                                          sizeof(errstr)),
+                         MG_OK);
+        conn = mg_riskcache_conn_new(rc);
+        mg_riskcache_stats_get(rc, &st);
+        assert_true(st.started_ms > 0);
+        assert_int_equal(st.last_update_ms, 0);
+        /* Nothing listens on the port: never subscribed. */
+        assert_int_equal(st.subscriptions, 0);
+        for (i = 0; i <= MG_RISKCACHE_DELAY_BUCKETS; i++)
+                assert_int_equal(st.delay_buckets[i], 0);
+
+        /* rec_a was saved at 5000 and arrives at 5020: 20 ms. */
+        assert_int_equal(mg_riskcache_update(rc, rec_a, strlen(rec_a), 5020),
+                         MG_OK);
+        mg_riskcache_stats_get(rc, &st);
+        assert_int_equal(st.last_update_ms, 5020);
+        assert_int_equal(st.delay_sum_ms, 20);
+        /* Buckets 1, 2, 5, 10, 25 ms: the fifth. */
+        assert_int_equal(mg_riskcache_delay_bounds_ms[4], 25);
+        assert_int_equal(st.delay_buckets[4], 1);
+        /* The view carries the record's "updated". */
+        mg_riskcache_get(rc, conn, "svc-a", 6000, &view);
+        assert_int_equal(view.updated_ms, 5000);
+
+        /* Without "updated": an arrival, no delay. */
+        assert_int_equal(mg_riskcache_update(rc, no_updated,
+                                             strlen(no_updated), 7000),
+                         MG_OK);
+        /* Saved "after" it arrived (clocks apart): counted as 0 ms. */
+        assert_int_equal(mg_riskcache_update(rc, skewed, strlen(skewed),
+                                             8000),
+                         MG_OK);
+        /* Far behind: past the last bound. */
+        assert_int_equal(mg_riskcache_update(rc, rec_a, strlen(rec_a),
+                                             5000 + 60000),
+                         MG_OK);
+        mg_riskcache_stats_get(rc, &st);
+        assert_int_equal(st.last_update_ms, 65000);
+        assert_int_equal(st.updates, 4);
+        assert_int_equal(st.delay_buckets[0], 1);
+        assert_int_equal(st.delay_buckets[MG_RISKCACHE_DELAY_BUCKETS], 1);
+        assert_int_equal(st.delay_sum_ms, 20 + 0 + 60000);
+        for (total = 0, i = 0; i <= MG_RISKCACHE_DELAY_BUCKETS; i++)
+                total += st.delay_buckets[i];
+        assert_int_equal(total, 3);
+        mg_riskcache_get(rc, conn, "svc-b", 8000, &view);
+        assert_true(view.known);
+        assert_int_equal(view.updated_ms, 0);
+        /* A refused record is no arrival. */
+        assert_int_not_equal(mg_riskcache_update(rc, "{}", 2, 90000), MG_OK);
+        mg_riskcache_stats_get(rc, &st);
+        assert_int_equal(st.last_update_ms, 65000);
+        mg_riskcache_conn_destroy(conn);
+        mg_riskcache_destroy(rc);
+}
+
 static void test_memory_bound_and_entry_size(void **state) {
         struct mg_riskcache *rc;
         struct mg_riskcache_stats st;
@@ -174,6 +248,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_records_refused),
                 cmocka_unit_test(test_unreachable_redis_is_not_fresh),
                 cmocka_unit_test(test_memory_bound_and_entry_size),
+                cmocka_unit_test(test_staleness_counters),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
