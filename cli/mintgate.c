@@ -29,6 +29,8 @@ static const struct {
         {"policy", cmd_policy_main, "`policy check FILE`: validate a policy"},
         {"audit", cmd_audit_main,
          "`audit verify LOG`, `audit verify-decision`: check evidence"},
+        {"simulate", cmd_simulate_main,
+         "synthetic NHI traffic with labelled attacks, as JSON lines"},
         {"dev", cmd_dev_main,
          "everything on the embedded default, with demo traffic"},
         {"config", cmd_config_main,
