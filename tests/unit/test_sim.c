@@ -3,17 +3,17 @@
  *
  * Determinism is checked by hashing every JSON line and label of two runs
  * with the same options (identical) and of a run with another seed
- * (different). One 2-day x 300-identity run is then checked event by
- * event — time order, validation, a byte-identical round trip through
- * mg_event_from_json() — and, in a second pass once the labels are known,
- * attack by attack: each label's identity has events in its window, and
- * the characteristic of its attack type is there in the events
- * themselves (a never-seen /24 for a stolen token, a burst of failures for
- * stuffing, a deeper token exchange asking for scopes never requested,
- * large transfers in an hour of week the identity is otherwise never
- * active in, a long silence before a reactivation, a scanner's signal
- * before use from a new network). Every identity kind and attack type must
- * appear.
+ * (different); every event of the first also makes a byte-identical round
+ * trip through mg_event_from_json(). One 2-day x 300-identity run is then
+ * checked event by event — time order, validation — and, in a second pass
+ * once the labels are known, attack by attack: each label's identity has
+ * events in its window, and the characteristic of its attack type is
+ * there in the events themselves (a never-seen /24 for a stolen token, a
+ * burst of failures for stuffing, a deeper token exchange asking for
+ * scopes never requested, large transfers in an hour of week the identity
+ * is otherwise never active in, a long silence before a reactivation, a
+ * scanner's signal before use from a new network). Every identity kind and
+ * attack type must appear.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -144,15 +144,23 @@ static void test_deterministic(void **state) {
         struct mg_sim_opts opts;
         struct mg_sim_stats s1, s2, s3;
         struct run a, b, c;
+        int k;
 
         (void)state;
         memset(&a, 0, sizeof(a));
         memset(&b, 0, sizeof(b));
         memset(&c, 0, sizeof(c));
         small_opts(&opts, 42);
+        /* Every event of this run (all profiles, two attacks of each
+         * type) also goes through mg_event_from_json() and back. */
+        a.roundtrip = 1;
         run_sim(&opts, &a, &s1);
         run_sim(&opts, &b, &s2);
         assert_true(a.events > 1000);
+        for (k = 0; k < MG_SIM_PROFILE__CNT; k++)
+                assert_true(s1.identities[k] > 0);
+        for (k = 0; k < MG_SIM_ATTACK__CNT; k++)
+                assert_int_equal(s1.attacks[k], 2);
         assert_int_equal(a.label_cnt, 12); /* 60 x 0.2 */
         assert_int_equal(a.events, b.events);
         assert_int_equal(a.hash, b.hash);
@@ -359,7 +367,6 @@ static void test_attacks_and_population(void **state) {
         opts.days = 2;
         opts.identities = 300;
         opts.attack_rate = 0.1;
-        r.roundtrip = 1;
         run_sim(&opts, &r, &stats);
 
         /* Population and counters. */
