@@ -190,5 +190,6 @@ int cmd_policy_main(int argc, char **argv);
 int cmd_audit_main(int argc, char **argv);
 int cmd_replay_main(int argc, char **argv);
 int cmd_baseline_main(int argc, char **argv);
+int cmd_simulate_main(int argc, char **argv);
 
 #endif /* MG_CLI_H */

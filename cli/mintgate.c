@@ -29,6 +29,8 @@ static const struct {
         {"policy", cmd_policy_main, "`policy check FILE`: validate a policy"},
         {"audit", cmd_audit_main,
          "`audit verify LOG`, `audit verify-decision`: check evidence"},
+        {"simulate", cmd_simulate_main,
+         "synthetic NHI traffic with labelled attacks, as JSON lines"},
         {"replay", cmd_replay_main,
          "events through scoring and decisions offline: backtest, report"},
         {"dev", cmd_dev_main,
