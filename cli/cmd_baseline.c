@@ -843,7 +843,7 @@ static mg_err_t import_parse(struct import_state *is, const char *line,
         json_t *root, *id, *b64, *offsets;
         struct mg_risk risk;
         char derr[256];
-        size_t blen;
+        size_t blen = 0;
         mg_err_t err = MG_OK;
 
         root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
