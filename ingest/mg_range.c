@@ -65,7 +65,6 @@
 /* One partition of the input topics. */
 struct range_part {
         const char *topic;      /* conf's topic name */
-        const char *key;        /* the configuration key naming it */
         int32_t partition;      /* partition number */
         int64_t low, high;      /* earliest and latest when the read began */
         int64_t start, end;     /* offsets [start, end) to read */
@@ -84,7 +83,8 @@ struct range_part {
 struct range_read {
         const struct mg_ingest_conf *conf; /* what to read */
         const char *brokers;               /* bootstrap.servers, for errors */
-        rd_kafka_t *rk;                    /* the consumer */
+        rd_kafka_t *rk;                    /* the consumer: the lookups',
+                                            * then the reading one */
         struct mg_avro_registry *reg;      /* writer schemas */
         struct mg_avro_decoder *dec;       /* this thread's decoder */
         struct range_part *parts;          /* every partition, in order */
@@ -106,15 +106,22 @@ static const char *const range_forced_props[][2] = {
         {"auto.offset.reset", "error"},
 };
 
-/* Defaults the user's kafka.* keys may override. With one queue per
- * partition, librdkafka's prefetch limits apply per partition; its
- * defaults (100000 messages, 64 MiB) would let a topic of many partitions
- * buffer gigabytes. 10000 events of ~200 bytes keep a fetch or more ahead
- * of the merge. */
-static const char *const range_default_props[][2] = {
-        {"queued.min.messages", "10000"},
-        {"queued.max.messages.kbytes", "4096"},
-};
+/* Prefetch, all partitions together. With one queue per partition,
+ * librdkafka's limits (queued.min.messages, queued.max.messages.kbytes)
+ * apply per partition, so the reader splits this budget over the
+ * partitions it reads and lets bytes, not a message count, be the limit.
+ * librdkafka 2.0 does not fetch again as soon as the application drains a
+ * full queue, only when its broker thread next looks, so the queues must
+ * hold what the merge reads meanwhile: replaying 200000 events from 4
+ * partitions (release build, embedded broker) took 3.1 s with 1 MiB or
+ * 10000 messages per partition, 0.4 s with 4 MiB or more. Since each
+ * partition drains at 1/N of the rate, the total is what counts: 128 MiB
+ * is eight times what that needed. */
+#define RANGE_PREFETCH_KB (128 * 1024)
+/* Bounds of one partition's share: librdkafka's default at most; at
+ * least a fetch (max.partition.fetch.bytes, 1 MiB). */
+#define RANGE_PART_KB_MIN 1024
+#define RANGE_PART_KB_MAX 65536
 
 static int64_t mono_ms(void) {
         struct timespec ts;
@@ -218,23 +225,30 @@ static mg_err_t range_kafka_set(rd_kafka_conf_t *kconf,
         return MG_OK;
 }
 
-static mg_err_t range_consumer_new(struct range_read *rr, char *errstr,
-                                   size_t errstr_size) {
+/* A consumer for the reader: lookups (read_cnt 0) or reading read_cnt
+ * partitions, with its share of the prefetch budget each. */
+static mg_err_t range_consumer_new(struct range_read *rr, int read_cnt,
+                                   char *errstr, size_t errstr_size) {
         rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-        char kerr[512], wait[24];
-        const char *fetch_wait[2] = {"fetch.wait.max.ms", wait};
+        char kerr[512], wait[24], share[24];
+        const char *defaults[][2] = {
+                {"fetch.wait.max.ms", wait},
+                /* The byte share is the limit, not a message count. */
+                {"queued.min.messages", "10000000"},
+                {"queued.max.messages.kbytes", share}};
+        int64_t kb = RANGE_PREFETCH_KB / (read_cnt > 0 ? read_cnt : 1);
         mg_err_t err = MG_OK;
         size_t i;
 
         rd_kafka_conf_set_log_cb(kconf, mg_ingest_kafka_log_cb);
         snprintf(wait, sizeof(wait), "%" PRId64, rr->conf->fetch_wait_ms);
-        for (i = 0; !err && i < sizeof(range_default_props) /
-                                        sizeof(*range_default_props);
-             i++)
-                err = range_kafka_set(kconf, range_default_props[i], errstr,
+        snprintf(share, sizeof(share), "%" PRId64,
+                 kb < RANGE_PART_KB_MIN   ? (int64_t)RANGE_PART_KB_MIN
+                 : kb > RANGE_PART_KB_MAX ? (int64_t)RANGE_PART_KB_MAX
+                                          : kb);
+        for (i = 0; !err && i < sizeof(defaults) / sizeof(*defaults); i++)
+                err = range_kafka_set(kconf, defaults[i], errstr,
                                       errstr_size);
-        if (!err)
-                err = range_kafka_set(kconf, fetch_wait, errstr, errstr_size);
         if (!err)
                 err = mg_ingest_kafka_conf_apply(&rr->conf->kafka, kconf,
                                                  errstr, errstr_size);
@@ -257,6 +271,14 @@ static mg_err_t range_consumer_new(struct range_read *rr, char *errstr,
          * come through rd_kafka_consumer_poll(), served while waiting. */
         rd_kafka_poll_set_consumer(rr->rk);
         return MG_OK;
+}
+
+static void range_consumer_destroy(struct range_read *rr) {
+        if (!rr->rk)
+                return;
+        rd_kafka_consumer_close(rr->rk);
+        rd_kafka_destroy(rr->rk);
+        rr->rk = NULL;
 }
 
 /* Step 1: every partition of the input topics, in auth, usage, signals
@@ -322,7 +344,6 @@ static mg_err_t range_partitions(struct range_read *rr, char *errstr,
                         struct range_part *rp = &rr->parts[rr->part_cnt++];
 
                         rp->topic = names[i];
-                        rp->key = keys[i];
                         rp->partition = k;
                         rp->from_ts = INT64_MIN;
                         rp->to_ts = INT64_MAX;
@@ -416,21 +437,23 @@ static mg_err_t range_resolve(struct range_read *rr,
                               const struct mg_range_bound *to, char *errstr,
                               size_t errstr_size) {
         size_t n = (size_t)rr->part_cnt;
-        int64_t *low = calloc(n, sizeof(*low)), *high = calloc(n, sizeof(*high));
+        /* Per partition: the cluster's answers, whether to probe. */
+        int64_t *low = calloc(n, sizeof(*low));
+        int64_t *high = calloc(n, sizeof(*high));
         int64_t *at_from = calloc(n, sizeof(*at_from));
         int64_t *at_to = calloc(n, sizeof(*at_to));
         int64_t *probe = calloc(n, sizeof(*probe));
-        int *want = calloc(n, sizeof(*want)), *scan = calloc(n, sizeof(*scan));
+        int *want = calloc(n, sizeof(*want));
         char fb[40], tb[40];
         mg_err_t err = MG_OK;
-        int i, probes = 0;
+        int i, scan, probes = 0;
         /* The first offset stamped at or after a time is never past the
          * first at or after a later one: nothing to look up or scan. */
         int times_empty = from->kind == MG_RANGE_TIME &&
                           to->kind == MG_RANGE_TIME &&
                           from->value >= to->value;
 
-        if (!low || !high || !at_from || !at_to || !probe || !want || !scan) {
+        if (!low || !high || !at_from || !at_to || !probe || !want) {
                 err = mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
                                  "out of memory for %zu partitions", n);
                 goto out;
@@ -463,18 +486,18 @@ static mg_err_t range_resolve(struct range_read *rr,
 
                 rp->low = low[i];
                 rp->high = high[i] > low[i] ? high[i] : low[i];
-                scan[i] = want[i] && probe[i] < 0;
+                scan = want[i] && probe[i] < 0;
                 if (from->kind == MG_RANGE_TIME) {
                         rp->start = range_time_offset(rp, at_from[i],
-                                                      scan[i], 0);
-                        if (scan[i] && at_from[i] < 0)
+                                                      scan, 0);
+                        if (scan && at_from[i] < 0)
                                 rp->from_ts = from->value;
                 } else {
                         rp->start = range_plain_offset(rp, from);
                 }
                 if (to->kind == MG_RANGE_TIME) {
-                        rp->end = range_time_offset(rp, at_to[i], scan[i], 1);
-                        if (scan[i] && at_to[i] < 0)
+                        rp->end = range_time_offset(rp, at_to[i], scan, 1);
+                        if (scan && at_to[i] < 0)
                                 rp->to_ts = to->value;
                 } else {
                         rp->end = range_plain_offset(rp, to);
@@ -489,16 +512,16 @@ static mg_err_t range_resolve(struct range_read *rr,
                 if (rp->end < rp->start || times_empty)
                         rp->end = rp->start;
                 rp->next = rp->start;
-                if (rp->start == rp->end)
-                        rr->st->empty++;
-                if (scan[i])
+                rp->done = rp->start == rp->end;
+                rr->st->empty += rp->done;
+                if (scan)
                         rr->st->time_scan = 1;
                 rr->st->in_range += rp->end - rp->start;
                 mg_log_debug("range",
                              "%s [%" PRId32 "]: offsets %" PRId64 "..%" PRId64
                              " of %" PRId64 "..%" PRId64 "%s",
                              rp->topic, rp->partition, rp->start, rp->end,
-                             rp->low, rp->high, scan[i] ? ", time scan" : "");
+                             rp->low, rp->high, scan ? ", time scan" : "");
         }
         rr->st->partitions = (uint32_t)rr->part_cnt;
         if (rr->st->time_scan)
@@ -521,27 +544,32 @@ out:
         free(at_to);
         free(probe);
         free(want);
-        free(scan);
         return err;
 }
 
-/* Step 3's set-up: one queue per partition that has something to read,
- * then assign them all at their start offsets. */
+/* Step 3's set-up: a consumer whose prefetch budget is shared by the
+ * partitions that have something to read (the lookups' consumer goes), one
+ * queue each, then assign them all at their start offsets. */
 static mg_err_t range_assign(struct range_read *rr, char *errstr,
                              size_t errstr_size) {
-        rd_kafka_topic_partition_list_t *parts =
-                rd_kafka_topic_partition_list_new(rr->part_cnt);
+        rd_kafka_topic_partition_list_t *parts;
         rd_kafka_resp_err_t kerr;
         mg_err_t err = MG_OK;
-        int i;
+        int i, read_cnt = 0;
 
+        for (i = 0; i < rr->part_cnt; i++)
+                read_cnt += rr->parts[i].start < rr->parts[i].end;
+        if (read_cnt == 0)
+                return MG_OK;
+        range_consumer_destroy(rr);
+        if ((err = range_consumer_new(rr, read_cnt, errstr, errstr_size)))
+                return err;
+        parts = rd_kafka_topic_partition_list_new(read_cnt);
         for (i = 0; i < rr->part_cnt; i++) {
                 struct range_part *rp = &rr->parts[i];
 
-                if (rp->start >= rp->end) {
-                        rp->done = 1;
+                if (rp->done)
                         continue;
-                }
                 rp->ev = malloc(sizeof(*rp->ev));
                 rp->rkqu = rd_kafka_queue_get_partition(rr->rk, rp->topic,
                                                         rp->partition);
@@ -558,8 +586,6 @@ static mg_err_t range_assign(struct range_read *rr, char *errstr,
                                                   rp->partition)
                         ->offset = rp->start;
         }
-        if (parts->cnt == 0)
-                goto out;
         if ((kerr = rd_kafka_assign(rr->rk, parts)))
                 err = mg_err_set(MG_ERR_KAFKA, errstr, errstr_size,
                                  "assigning %d partitions: %s", parts->cnt,
@@ -745,7 +771,7 @@ mg_err_t mg_range_read(const struct mg_ingest_conf *conf,
                                            errstr_size)) ||
             (err = mg_avro_decoder_new(rr.reg, &rr.dec, errstr,
                                        errstr_size)) ||
-            (err = range_consumer_new(&rr, errstr, errstr_size)) ||
+            (err = range_consumer_new(&rr, 0, errstr, errstr_size)) ||
             (err = range_partitions(&rr, errstr, errstr_size)) ||
             (err = range_resolve(&rr, from, to, errstr, errstr_size)) ||
             (err = range_assign(&rr, errstr, errstr_size)) ||
@@ -763,10 +789,7 @@ out:
                 free(rr.parts[i].ev);
         }
         free(rr.parts);
-        if (rr.rk) {
-                rd_kafka_consumer_close(rr.rk);
-                rd_kafka_destroy(rr.rk);
-        }
+        range_consumer_destroy(&rr);
         mg_avro_decoder_destroy(rr.dec);
         mg_avro_registry_destroy(rr.reg);
         return err;

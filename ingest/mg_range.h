@@ -33,9 +33,9 @@
  * first: topics in auth, usage, signals order, then lower partitions.
  *
  * Memory is bounded: one head event per partition, plus librdkafka's
- * prefetch, which with one queue per partition applies per partition
- * (queued.min.messages, queued.max.messages.kbytes: defaults lowered here,
- * kafka.* may set them).
+ * prefetch, which with one queue per partition applies per partition:
+ * queued.max.messages.kbytes defaults to a share of 128 MiB over the
+ * partitions read (1 to 64 MiB each; kafka.* may set it).
  *
  * Threads: mg_range_read() runs on the calling thread and calls the
  * callbacks there.
