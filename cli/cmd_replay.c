@@ -1,7 +1,11 @@
 /*
- * cmd_replay.c — `mintgate replay`: a JSON-lines history through the live
- * scoring and decision code in one process (analysis/mg_replay.h), as fast
- * as the CPU allows, for backtests:
+ * cmd_replay.c — `mintgate replay`: a history through the live scoring and
+ * decision code in one process (analysis/mg_replay.h), as fast as the CPU
+ * allows, for backtests. The history is a JSON-lines file, or a range of
+ * the Kafka input topics (ingest/mg_range.h: every partition from --from
+ * to --to, decoded and validated as `score` does, merged in event time)
+ * when brokers are configured and no file is given; both sources feed the
+ * same per-event step (loop_event). On top of the replay:
  *
  *   - with --labels, detection quality overall and per attack type
  *     (analysis/mg_backtest.h); with --report, the same as one HTML page;
@@ -13,8 +17,9 @@
  *   - with --requests FILE, requests in the wire format decided after the
  *     replay, as the live service would answer them then (stdout).
  *
- * A bad input line is reported with its number and skipped; the exit
- * status is then 1, after the replay of every good line.
+ * A bad input line is reported with its number, a bad Kafka message with
+ * its topic, partition and offset, and skipped; the exit status is then 1,
+ * after the replay of every good event.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -28,6 +33,7 @@
 #include "mg_lines.h"
 #include "mg_policy.h"
 #include "mg_proto.h"
+#include "mg_range.h"
 #include "mg_replay.h"
 
 /* Changed decisions listed one by one, at most. */
@@ -47,7 +53,10 @@ struct replay_run {
 };
 
 struct replay_opts {
-        const char *input;        /* events, "-" for stdin */
+        const char *input;        /* events, "-" for stdin, NULL: none */
+        struct mg_range_bound from; /* --from: start of a topic range */
+        struct mg_range_bound to;   /* --to: its end, not included */
+        int range_set;            /* --from or --to was given */
         const char *labels;       /* --labels */
         const char *report;       /* --report */
         const char *compare;      /* --compare */
@@ -62,12 +71,33 @@ struct replay_opts {
 
 static void replay_usage(FILE *fp) {
         fprintf(fp,
-                "Usage: mintgate replay [options] [EVENTS.jsonl]\n\n"
+                "Usage: mintgate replay [options] [EVENTS.jsonl]\n"
+                "       mintgate replay --brokers LIST [--from BOUND] "
+                "[--to BOUND] [options]\n\n"
                 "Replays JSON-lines events (stdin when no file or -) "
                 "through the scoring and\ndecision code of `score` and "
                 "`serve`, in one process, in event time: each\nsuccessful "
                 "authentication is an issuance decided with the risk the "
                 "live service\nwould have had just before it.\n\n"
+                "With --brokers (or kafka.bootstrap.servers in the "
+                "configuration) and no events\nfile, replays the input "
+                "topics (ingest.topics.*) instead: every partition\nfrom "
+                "--from to --to, decoded and validated as `score` does, "
+                "merged in event\ntime. The read joins no consumer group "
+                "and commits nothing. (Give - to read\nstdin even so.)\n\n"
+                "  -b, --brokers LIST      Kafka bootstrap servers "
+                "host:port[,...]: replay the\n"
+                "                          topics\n"
+                "      --from BOUND        where the range starts in each "
+                "partition: earliest\n"
+                "                          (default), latest, a time (RFC "
+                "3339 or epoch ms, of\n"
+                "                          the Kafka message timestamps), "
+                "or @OFFSET\n"
+                "      --to BOUND          where it ends, not included "
+                "(default latest: the end\n"
+                "                          when the replay starts); same "
+                "forms\n"
                 "      --policy FILE       issuance policy (default: "
                 "decision.policy)\n"
                 "      --labels FILE       attack labels (JSON lines, as "
@@ -315,11 +345,17 @@ static int replay_parse(int argc, char **argv, struct replay_opts *o,
                 {"request-ttl", required_argument, NULL, 't'},
                 {"json", no_argument, NULL, 'j'},
                 {"show", required_argument, NULL, 's'},
+                {"from", required_argument, NULL, 'F'},
+                {"to", required_argument, NULL, 'T'},
                 {NULL, 0, NULL, 0}};
+        struct mg_range_bound *b;
+        char errstr[512];
         int64_t ms;
         int c, r;
 
         o->request_ttl_s = 3600;
+        o->from.kind = MG_RANGE_EARLIEST;
+        o->to.kind = MG_RANGE_LATEST;
         while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
                 if ((r = cli_common_opt(common, c, optarg)) < 0)
                         return MG_EXIT_USAGE;
@@ -334,6 +370,17 @@ static int replay_parse(int argc, char **argv, struct replay_opts *o,
                 case 'q': o->requests = optarg; break;
                 case 'j': o->json = 1; break;
                 case 's': o->show = optarg; break;
+                case 'F':
+                case 'T':
+                        b = c == 'F' ? &o->from : &o->to;
+                        if (mg_range_bound_parse(optarg, b, errstr,
+                                                 sizeof(errstr))) {
+                                fprintf(stderr, "mintgate replay: --%s: %s\n",
+                                        c == 'F' ? "from" : "to", errstr);
+                                return MG_EXIT_USAGE;
+                        }
+                        o->range_set = 1;
+                        break;
                 case 'n':
                         if (parse_now(optarg, &o->now_ms)) {
                                 fprintf(stderr,
@@ -368,18 +415,31 @@ static int replay_parse(int argc, char **argv, struct replay_opts *o,
                         argv[optind + 1]);
                 return MG_EXIT_USAGE;
         }
-        o->input = optind < argc ? argv[optind] : "-";
+        o->input = optind < argc ? argv[optind] : NULL;
+        if (o->from.kind == o->to.kind &&
+            (o->from.kind == MG_RANGE_TIME ||
+             o->from.kind == MG_RANGE_OFFSET) &&
+            o->from.value > o->to.value) {
+                char fb[40], tb[40];
+
+                fprintf(stderr,
+                        "mintgate replay: --from %s is after --to %s: the "
+                        "range is empty\n",
+                        mg_range_bound_format(&o->from, fb, sizeof(fb)),
+                        mg_range_bound_format(&o->to, tb, sizeof(tb)));
+                return MG_EXIT_USAGE;
+        }
         return MG_EXIT_OK;
 }
 
-/* The replay loop over every line of in. */
+/* The replay loop over every event of the source. */
 struct replay_loop {
         struct replay_run *base, *alt;    /* alt: NULL without --compare */
         struct mg_backtest *bt;
         FILE *decisions;                  /* --decisions, or NULL */
         struct mg_decide_req *req;        /* scratch */
         struct compare_stats cs;
-        uint64_t rejected;                /* bad lines */
+        uint64_t rejected;                /* bad lines or messages */
         int64_t last_ms;                  /* latest event time */
 };
 
@@ -450,6 +510,39 @@ static int loop_run(struct replay_loop *lp, FILE *in, const char *name) {
         return rc;
 }
 
+static int range_event(void *opaque, const struct mg_event *ev) {
+        return loop_event(opaque, ev);
+}
+
+/* A bad message counts as a bad line does. */
+static void range_bad(void *opaque, const char *topic, int32_t partition,
+                      int64_t offset, mg_err_t err, const char *errstr) {
+        struct replay_loop *lp = opaque;
+
+        fprintf(stderr,
+                "mintgate replay: %s [%" PRId32 "] offset %" PRId64 ": %s: "
+                "%s\n",
+                topic, partition, offset, mg_err_name(err), errstr);
+        lp->rejected++;
+}
+
+/* The replay loop over the topic range. Returns an exit status. */
+static int loop_range(struct replay_loop *lp, const struct cli_conf *cc,
+                      const struct replay_opts *o) {
+        struct mg_range_stats st;
+        char errstr[1024];
+        mg_err_t err;
+
+        err = mg_range_read(&cc->ingest, &o->from, &o->to, range_event,
+                            range_bad, lp, &st, errstr, sizeof(errstr));
+        if (err) {
+                fprintf(stderr, "mintgate replay: %s\n", errstr);
+                return err == MG_ERR_CONFIG ? MG_EXIT_USAGE : MG_EXIT_FAILURE;
+        }
+        /* Only a failed step stops the read; it said why. */
+        return st.stopped ? MG_EXIT_FAILURE : MG_EXIT_OK;
+}
+
 static double mono_s(void) {
         struct timespec ts;
 
@@ -458,7 +551,7 @@ static double mono_s(void) {
 }
 
 static int report_write(struct mg_backtest *bt, const struct replay_opts *o,
-                        const char *policy,
+                        const char *source, const char *policy,
                         const struct mg_scoring_conf *scoring) {
         char subtitle[1024], errstr[512];
         FILE *fp = fopen(o->report, "w");
@@ -470,7 +563,7 @@ static int report_write(struct mg_backtest *bt, const struct replay_opts *o,
                 return -1;
         }
         snprintf(subtitle, sizeof(subtitle), "events %s, labels %s, policy %s",
-                 o->input, o->labels ? o->labels : "none", policy);
+                 source, o->labels ? o->labels : "none", policy);
         if (mg_backtest_report(bt, fp, subtitle, scoring, errstr,
                                sizeof(errstr))) {
                 fprintf(stderr, "mintgate replay: %s: %s\n", o->report,
@@ -500,6 +593,31 @@ static int show_baseline(struct mg_replay *rp, const char *identity,
         return 0;
 }
 
+/* What a topic replay reads, for the report: "Kafka mg.auth, mg.usage,
+ * mg.signals from earliest to latest". */
+static void range_describe(const struct cli_conf *cc,
+                           const struct replay_opts *o, char *buf,
+                           size_t size) {
+        const char *names[] = {cc->ingest.topic_auth, cc->ingest.topic_usage,
+                               cc->ingest.topic_signals};
+        char fb[40], tb[40];
+        size_t len;
+        int i, j;
+
+        len = (size_t)snprintf(buf, size, "Kafka");
+        for (i = 0; i < 3 && len < size; i++) {
+                for (j = 0; j < i && strcmp(names[i], names[j]); j++)
+                        ;
+                if (j == i)
+                        len += (size_t)snprintf(buf + len, size - len, "%s%s",
+                                                i ? ", " : " ", names[i]);
+        }
+        if (len < size)
+                snprintf(buf + len, size - len, " from %s to %s",
+                         mg_range_bound_format(&o->from, fb, sizeof(fb)),
+                         mg_range_bound_format(&o->to, tb, sizeof(tb)));
+}
+
 int cmd_replay_main(int argc, char **argv) {
         struct replay_opts o = {0};
         struct cli_common common = {0};
@@ -508,9 +626,10 @@ int cmd_replay_main(int argc, char **argv) {
         const struct mg_backtest_result *res;
         const char *policy;
         FILE *in = NULL, *out = stdout;
-        char errstr[1024];
+        char errstr[1024], source[1024], skipped[32] = "";
+        const char *bad_what = "lines";
         double t0, secs;
-        int r, rc = MG_EXIT_FAILURE;
+        int r, kafka, rc = MG_EXIT_FAILURE;
 
         if ((r = replay_parse(argc, argv, &o, &common)))
                 return r < 0 ? MG_EXIT_OK : r;
@@ -520,6 +639,24 @@ int cmd_replay_main(int argc, char **argv) {
         if ((r = cli_asn_load(&base.cc, "replay"))) {
                 rc = r;
                 goto out;
+        }
+        /* Brokers and no file: the topics. */
+        kafka = !o.input && cli_kafka_brokers(&base.cc);
+        if (o.range_set && !kafka) {
+                fprintf(stderr,
+                        "mintgate replay: --from and --to bound a range of "
+                        "the Kafka topics: give --brokers (or "
+                        "kafka.bootstrap.servers) and no events file\n");
+                rc = MG_EXIT_USAGE;
+                goto out;
+        }
+        if (kafka) {
+                range_describe(&base.cc, &o, source, sizeof(source));
+                bad_what = "messages";
+        } else {
+                if (!o.input)
+                        o.input = "-";
+                snprintf(source, sizeof(source), "%s", o.input);
         }
         policy = o.policy ? o.policy : base.cc.service.policy;
         base.label = policy;
@@ -533,8 +670,9 @@ int cmd_replay_main(int argc, char **argv) {
                 rc = MG_EXIT_USAGE;
                 goto out;
         }
-        in = strcmp(o.input, "-") ? fopen(o.input, "r") : stdin;
-        if (!in) {
+        if (!kafka)
+                in = strcmp(o.input, "-") ? fopen(o.input, "r") : stdin;
+        if (!kafka && !in) {
                 fprintf(stderr, "mintgate replay: cannot open %s: %m\n",
                         o.input);
                 goto out;
@@ -553,28 +691,40 @@ int cmd_replay_main(int argc, char **argv) {
         if (o.requests)
                 out = stderr;
         t0 = mono_s();
-        if (loop_run(&lp, in, strcmp(o.input, "-") ? o.input : "stdin"))
+        if (kafka)
+                r = loop_range(&lp, &base.cc, &o);
+        else
+                r = loop_run(&lp, in, strcmp(o.input, "-") ? o.input : "stdin")
+                            ? MG_EXIT_FAILURE
+                            : MG_EXIT_OK;
+        if (r) {
+                rc = r;
                 goto out;
+        }
         if (mg_replay_flush(base.rp, errstr, sizeof(errstr)) ||
             mg_backtest_finish(lp.bt, &res, errstr, sizeof(errstr))) {
                 fprintf(stderr, "mintgate replay: %s\n", errstr);
                 goto out;
         }
         secs = mono_s() - t0;
+        if (lp.rejected)
+                snprintf(skipped, sizeof(skipped), "; bad %s skipped",
+                         bad_what);
         if (!o.json)
                 fprintf(out,
                         "replayed %" PRIu64 " events of %zu identities in "
                         "%.2f s (%.0f events/s)%s\n",
                         res->events, mg_replay_identity_count(base.rp), secs,
                         secs > 0 ? (double)res->events / secs : 0.0,
-                        lp.rejected ? "; bad lines skipped" : "");
+                        skipped);
         mg_backtest_print(out, res, o.json);
         if (lp.alt)
                 compare_print(&lp.cs, base.label, alt.label);
         rc = MG_EXIT_OK;
         if (o.show && show_baseline(base.rp, o.show, lp.last_ms, out))
                 rc = MG_EXIT_FAILURE;
-        if (o.report && report_write(lp.bt, &o, policy, &base.cc.scoring))
+        if (o.report &&
+            report_write(lp.bt, &o, source, policy, &base.cc.scoring))
                 rc = MG_EXIT_FAILURE;
         if (o.requests &&
             requests_answer(&base, o.requests,
@@ -582,8 +732,8 @@ int cmd_replay_main(int argc, char **argv) {
                 rc = MG_EXIT_FAILURE;
         if (lp.rejected) {
                 fprintf(stderr, "mintgate replay: %" PRIu64
-                                " bad lines skipped\n",
-                        lp.rejected);
+                                " bad %s skipped\n",
+                        lp.rejected, bad_what);
                 rc = MG_EXIT_FAILURE;
         }
 out:

@@ -219,8 +219,8 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                          rd_kafka_err2str(rkm->err));
 }
 
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                         const char *buf) {
+void mg_ingest_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                            const char *buf) {
         enum mg_log_level l = level <= 3   ? MG_LOG_ERROR
                               : level <= 4 ? MG_LOG_WARN
                               : level <= 6 ? MG_LOG_INFO
@@ -314,7 +314,7 @@ static mg_err_t consumer_new(struct mg_ingest *ing, char *errstr,
         char kerr[512];
         mg_err_t err;
 
-        rd_kafka_conf_set_log_cb(kconf, kafka_log_cb);
+        rd_kafka_conf_set_log_cb(kconf, mg_ingest_kafka_log_cb);
         rd_kafka_conf_set_rebalance_cb(kconf, ingest_rebalance_cb);
         rd_kafka_conf_set_opaque(kconf, ing);
         /* Defaults the user's kafka.* keys may override. A 10 s session
@@ -371,7 +371,7 @@ static mg_err_t dlq_producer_new(struct mg_ingest *ing, char *errstr,
         char kerr[512];
         mg_err_t err;
 
-        rd_kafka_conf_set_log_cb(kconf, kafka_log_cb);
+        rd_kafka_conf_set_log_cb(kconf, mg_ingest_kafka_log_cb);
         rd_kafka_conf_set_dr_msg_cb(kconf, dlq_dr_cb);
         if ((err = mg_ingest_kafka_conf_apply(&ing->conf->kafka, kconf, errstr,
                                               errstr_size)) ||
@@ -494,23 +494,30 @@ void mg_ingest_batch_reject(struct mg_ingest_batch *batch, size_t i,
                  detail ? detail : mg_err_str(msg->err));
 }
 
-/* Decode and validate one message into msg (msg->ev set on success). */
-static void ingest_decode(struct mg_ingest *ing, struct ingest_msg *msg,
-                          struct mg_event *ev, int64_t now_ms) {
-        rd_kafka_message_t *rkm = msg->rkm;
+mg_err_t mg_ingest_decode(struct mg_avro_decoder *dec,
+                          const rd_kafka_message_t *rkm, int64_t now_ms,
+                          struct mg_event *ev, char *errstr,
+                          size_t errstr_size) {
+        mg_err_t err;
 
-        msg->ev = NULL;
-        msg->err = mg_avro_decode(ing->dec, rkm->payload, rkm->len, ev,
-                                  msg->detail, sizeof(msg->detail));
-        if (!msg->err)
-                msg->err = mg_event_validate(ev, now_ms, msg->detail,
-                                             sizeof(msg->detail));
-        if (msg->err)
-                return;
+        err = mg_avro_decode(dec, rkm->payload, rkm->len, ev, errstr,
+                             errstr_size);
+        if (!err)
+                err = mg_event_validate(ev, now_ms, errstr, errstr_size);
+        if (err)
+                return err;
         ev->origin.topic = rd_kafka_topic_name(rkm->rkt);
         ev->origin.partition = rkm->partition;
         ev->origin.offset = rkm->offset;
-        msg->ev = ev;
+        return MG_OK;
+}
+
+/* Decode and validate one message into msg (msg->ev set on success). */
+static void ingest_decode(struct mg_ingest *ing, struct ingest_msg *msg,
+                          struct mg_event *ev, int64_t now_ms) {
+        msg->err = mg_ingest_decode(ing->dec, msg->rkm, now_ms, ev,
+                                    msg->detail, sizeof(msg->detail));
+        msg->ev = msg->err ? NULL : ev;
 }
 
 static mg_err_t dlq_produce(struct mg_ingest *ing, struct ingest_msg *msg,

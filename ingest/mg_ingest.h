@@ -154,6 +154,24 @@ mg_err_t mg_ingest_kafka_conf_apply(const struct mg_conf_map *kafka,
                                     rd_kafka_conf_t *kconf, char *errstr,
                                     size_t errstr_size);
 
+/* librdkafka's log callback for every Kafka client of mintgate
+ * (rd_kafka_conf_set_log_cb()): librdkafka's syslog levels mapped onto
+ * mg_log's, component "kafka". Called on librdkafka's threads. */
+void mg_ingest_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                            const char *buf);
+
+/* Decode one consumed message's value (framed Avro) with dec into ev and
+ * validate it against now_ms (mg_event_validate()): what ingest does to
+ * every message before the sink sees it, shared by every reader of the
+ * input topics. On success ev->origin names the message; its topic is
+ * librdkafka's string, valid while the client holds the topic. Errors are
+ * dead-letter class (mg_err_class()), with a sentence in errstr. The
+ * decoder's thread only. */
+mg_err_t mg_ingest_decode(struct mg_avro_decoder *dec,
+                          const rd_kafka_message_t *rkm, int64_t now_ms,
+                          struct mg_event *ev, char *errstr,
+                          size_t errstr_size);
+
 /* Register conf->schema_ids (Confluent id -> .avsc file; the label is the
  * file's base name) in reg. */
 mg_err_t mg_ingest_schemas_apply(const struct mg_ingest_conf *conf,

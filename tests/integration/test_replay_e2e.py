@@ -18,6 +18,14 @@ Also: --decisions writes one response per issuance, --compare lists the
 decisions a stricter policy changes, and bad input lines are named with
 their line numbers while the good ones are still replayed.
 
+The Kafka source: `mintgate replay --brokers` over the topics the events
+were produced to (earliest..latest) decides every issuance as the replay of
+the JSON lines does (per identity, in the same order), in event-time order
+across partitions. The history is produced in two runs with a pause
+between, so a --from/--to time (of the Kafka message timestamps) at the
+pause splits it exactly. Damaged messages (produce --corrupt-rate) are
+named by topic, partition and offset, exactly those produce damaged.
+
 Usage: test_replay_e2e.py /path/to/mintgate
 """
 import json
@@ -208,7 +216,21 @@ def main():
         common = ["--brokers", bootstrap, "--redis",
                   "127.0.0.1:%d" % redis.port, "--log-level",
                   "warn"] + one_topic
-        p = run(["produce", "--brokers", bootstrap, events] + one_topic)
+        # Two runs with a pause: the Kafka timestamps of the first half
+        # are all before split_ms, those of the second all after.
+        half = len(evs) // 2
+        halves = [os.path.join(tmp, "events-1.jsonl"),
+                  os.path.join(tmp, "events-2.jsonl")]
+        for path, part in zip(halves, (evs[:half], evs[half:])):
+            with open(path, "w") as fp:
+                for ev in part:
+                    fp.write(json.dumps(ev) + "\n")
+        p = run(["produce", "--brokers", bootstrap, halves[0]] + one_topic)
+        check(p.returncode == 0, "produce: " + p.stderr[-300:])
+        time.sleep(0.3)
+        split_ms = int(time.time() * 1000)
+        time.sleep(0.3)
+        p = run(["produce", "--brokers", bootstrap, halves[1]] + one_topic)
         check(p.returncode == 0, "produce: " + p.stderr[-300:])
         p = run(["score", "--group", "replay-e2e", "--idle-exit", "4s"] +
                 common, timeout=300)
@@ -253,6 +275,90 @@ def main():
               [d["id"] for d in dec] == [e["event_id"] for e in issuances],
               "--decisions has every issuance, in order (%d of %d)" % (
                   len(dec), len(issuances)))
+
+        # The same history read back from the topics decides the same.
+        kafka = ["--brokers", bootstrap, "--log-level", "warn"] + one_topic
+        p = run(["replay", "--policy", policy, "--decisions",
+                 os.path.join(tmp, "decisions-kafka.jsonl"), "--requests",
+                 reqs, "--now", "wall"] + kafka)
+        check(p.returncode == 0 and "replayed %d events" % len(evs) in
+              p.stderr, "replay --brokers replays every event: " +
+              p.stderr[-500:])
+        from_kafka = [comparable(l) for l in p.stdout.splitlines()
+                      if l.strip()]
+        check(from_kafka == offline, "replay --brokers answers the requests "
+              "as the replay of the file: %s" % [
+                  (a, b) for a, b in zip(from_kafka, offline) if a != b][:2])
+        with open(os.path.join(tmp, "decisions-kafka.jsonl")) as fp:
+            dec_kafka = [json.loads(l) for l in fp]
+        by_id = {e["event_id"]: e for e in evs}
+
+        def per_identity(lines):
+            out = {}
+            for d in lines:
+                d = dict(d)
+                d.pop("decision_id", None)
+                out.setdefault(by_id[d["id"]]["identity"], []).append(d)
+            return out
+        check(len(dec_kafka) == len(dec) and
+              per_identity(dec_kafka) == per_identity(dec),
+              "the topics and the file give the same decisions, in the "
+              "same order per identity (%d and %d)" % (len(dec_kafka),
+                                                        len(dec)))
+        ts = [by_id[d["id"]]["ts"] for d in dec_kafka]
+        check(ts == sorted(ts), "the topics are replayed in event time "
+              "across partitions")
+
+        # A time window of the Kafka timestamps: the pause splits it.
+        for window, want in ((["--to", str(split_ms)], half),
+                             (["--from", str(split_ms)], len(evs) - half),
+                             (["--from", str(split_ms), "--to",
+                               str(split_ms)], 0)):
+            p = run(["replay", "--policy", policy] + window + kafka)
+            check(p.returncode == 0 and "replayed %d events" % want in
+                  p.stdout, "replay %s replays %d events: %s" % (
+                      " ".join(window), want, p.stdout[:200] +
+                      p.stderr[-300:]))
+        p = run(["replay", "--policy", policy, "--from", "@5", "--to", "@2"]
+                + kafka)
+        check(p.returncode == 2 and "--from @5 is after --to @2" in
+              p.stderr, "an inverted range is refused: " + p.stderr[-300:])
+        p = run(["replay", "--policy", policy, "--from", "yesterday"] +
+                kafka)
+        check(p.returncode == 2 and "--from: 'yesterday'" in p.stderr,
+              "a bad bound is named: " + p.stderr[-300:])
+        p = run(["replay", "--policy", policy, events, "--from", "@1"])
+        check(p.returncode == 2 and "--brokers" in p.stderr,
+              "--from without brokers is refused: " + p.stderr[-300:])
+        p = run(["replay", "--policy", policy] + kafka +
+                ["--set", "ingest.topics.signals=mg.nothere"])
+        check(p.returncode == 1 and "'mg.nothere'" in p.stderr and
+              "ingest.topics.signals" in p.stderr,
+              "a missing topic is named: " + p.stderr[-300:])
+
+        # Damaged messages are named by origin; the others are replayed.
+        corrupt_log = os.path.join(tmp, "corrupt.tsv")
+        bad_topic = ["--set", "ingest.topics.auth=mg.damaged",
+                     "--set", "ingest.topics.usage=mg.damaged",
+                     "--set", "ingest.topics.signals=mg.damaged"]
+        p = run(["produce", "--brokers", bootstrap, halves[0],
+                 "--corrupt-rate", "0.1", "--corrupt-log", corrupt_log] +
+                bad_topic)
+        with open(corrupt_log) as fp:
+            damaged = {tuple(l.split("\t")[:3]) for l in fp.readlines()[1:]}
+        check(p.returncode == 0 and len(damaged) > 5,
+              "produce damages some messages: " + p.stderr[-300:])
+        p = run(["replay", "--policy", policy, "--brokers", bootstrap,
+                 "--log-level", "warn"] + bad_topic)
+        named = set(re.findall(r"^mintgate replay: (mg\.damaged) \[(\d+)\] "
+                               r"offset (\d+): ", p.stderr, re.M))
+        check(p.returncode == 1 and named == damaged and
+              "replayed %d events" % (half - len(damaged)) in p.stdout and
+              "%d bad messages skipped" % len(damaged) in p.stderr,
+              "damaged messages named by origin, the rest replayed "
+              "(%d damaged, %d named): %s" % (
+                  len(damaged), len(named), p.stdout[:200] +
+                  p.stderr[-400:]))
 
         # --compare: a stricter policy changes decisions, listed by kind.
         p = run(["replay", events, "--policy", policy, "--compare", strict])
