@@ -60,8 +60,6 @@ struct mg_backtest {
         uint64_t (*mix)[MG_DECISION__CNT]; /* issuances per hour */
         size_t nmix;
         int64_t first_hour;           /* hour of the first event */
-        double sig_points[MG_SIG__CNT];
-        uint64_t sig_fires[MG_SIG__CNT];
         struct mg_backtest_result res;
         double *benign_scores, *attack_scores; /* hour samples, for the
                                                 * report */
@@ -387,8 +385,8 @@ mg_err_t mg_backtest_observe(struct mg_backtest *bt,
                 for (s = 0; s < MG_SIG__CNT; s++) {
                         if (!(step->res.fired & (1u << s)))
                                 continue;
-                        bt->sig_fires[s]++;
-                        bt->sig_points[s] += step->res.points[s];
+                        bt->res.sig_fires[s]++;
+                        bt->res.sig_points[s] += step->res.points[s];
                 }
         }
         if (step->decided) {
@@ -588,7 +586,7 @@ static json_t *json_outcomes(const uint64_t *v) {
 }
 
 static void print_json(FILE *fp, const struct mg_backtest_result *res) {
-        json_t *doc = json_object(), *rows = json_array(), *benign;
+        json_t *doc = json_object(), *rows = json_array(), *benign, *sigs;
         uint64_t nb = sum(res->benign);
         char *text;
         size_t i;
@@ -622,6 +620,14 @@ static void print_json(FILE *fp, const struct mg_backtest_result *res) {
                                   json_num(r->median_ttd_ms)));
         }
         json_object_set_new(doc, "detection", rows);
+        sigs = json_object();
+        for (i = 0; i < MG_SIG__CNT; i++)
+                json_object_set_new(
+                        sigs, mg_signal_names[i],
+                        json_pack("{s:I, s:f}", "fired",
+                                  (json_int_t)res->sig_fires[i], "points",
+                                  res->sig_points[i]));
+        json_object_set_new(doc, "signals", sigs);
         text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER |
                                        JSON_REAL_PRECISION(6));
         if (text)
@@ -653,6 +659,13 @@ void mg_backtest_print(FILE *fp, const struct mg_backtest_result *res,
                 share(res->benign[MG_DECISION_STEP_UP], nb),
                 share(res->benign[MG_DECISION_DENY], nb),
                 share(nb - res->benign[MG_DECISION_ALLOW], nb));
+        fprintf(fp, "signals   ");
+        for (i = 0; i < MG_SIG__CNT; i++)
+                if (res->sig_fires[i])
+                        fprintf(fp, " %s %" PRIu64 " (%.0f pts)",
+                                mg_signal_names[i], res->sig_fires[i],
+                                res->sig_points[i]);
+        fprintf(fp, "\n");
         if (res->row_cnt < 2)
                 return;
         fprintf(fp, "\n%-24s %7s %8s %8s %9s %6s %9s %6s %10s\n",
@@ -749,8 +762,8 @@ mg_err_t mg_backtest_report(struct mg_backtest *bt, FILE *fp,
         rep.bucket_ms = (int64_t)factor * HOUR_MS;
         rep.bucket_cnt = nbuckets;
         rep.decision_mix = (const uint64_t(*)[MG_DECISION__CNT])mix;
-        rep.signal_points = bt->sig_points;
-        rep.signal_fires = bt->sig_fires;
+        rep.signal_points = bt->res.sig_points;
+        rep.signal_fires = bt->res.sig_fires;
         rep.rows = rows;
         rep.row_cnt = bt->res.row_cnt;
         rep.benign_requests = sum(bt->res.benign);

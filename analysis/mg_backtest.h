@@ -65,6 +65,8 @@ struct mg_backtest_result {
         uint64_t decisions[MG_DECISION__CNT];       /* every issuance */
         uint64_t benign[MG_DECISION__CNT];          /* benign issuances */
         int64_t start_ms, end_ms;      /* event-time span */
+        uint64_t sig_fires[MG_SIG__CNT];  /* times each signal fired */
+        double sig_points[MG_SIG__CNT];   /* risk points it added */
 };
 
 /* A backtest; labels_path may be NULL (no labels: decision mix, signal

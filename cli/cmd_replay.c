@@ -553,7 +553,7 @@ static double mono_s(void) {
 static int report_write(struct mg_backtest *bt, const struct replay_opts *o,
                         const char *source, const char *policy,
                         const struct mg_scoring_conf *scoring) {
-        char subtitle[1024], errstr[512];
+        char subtitle[4096], errstr[512];
         FILE *fp = fopen(o->report, "w");
         int rc = 0;
 

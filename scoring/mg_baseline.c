@@ -97,9 +97,16 @@
 /* off_hours says nothing until a whole week has been observed: before
  * that every new hour of the week would look unusual. */
 #define MG_OFF_HOURS_SPAN_MS (7LL * 86400000)
+/* Before that, from two days on, hours of the day are judged instead: one
+ * day could be an exception, two show a routine. */
+#define MG_OFF_HOURS_DAY_SPAN_MS (2LL * 86400000)
 /* shared_identity counts clients, user agents and networks active within
  * one day: a daily batch job is still "active" the next day. */
 #define MG_SHARED_WINDOW_MS (24LL * 3600000)
+/* The tables shared_identity counts, indexes of shared_peak. */
+#define MG_BL_SHARED_NETS    0
+#define MG_BL_SHARED_CLIENTS 1
+#define MG_BL_SHARED_AGENTS  2
 /* rate_spike also needs this many events above the mean, so a quiet
  * identity going from 1 to 3 events a minute does not fire. */
 #define MG_RATE_MIN_EXCESS 10.0
@@ -115,9 +122,10 @@
 #define MG_BL_TS_MAX 7258118400000LL
 
 #define MG_BL_MAGIC   "MGBL"
-/* Version 2 added the source AS table; version 1 blobs (without it) still
- * decode, with an empty table. */
-#define MG_BL_VERSION     2
+/* Version 2 added the source AS table, version 3 the shared_identity
+ * peaks; older blobs still decode (an empty AS table; peaks as active at
+ * their newest event). */
+#define MG_BL_VERSION     3
 #define MG_BL_VERSION_MIN 1
 /* Flag bits of the blob's flags byte. */
 #define MG_BLF_RATE_FIRED 0x01
@@ -209,6 +217,11 @@ struct mg_baseline {
         double pub_score;       /* score of the last risk change */
         uint8_t pub_level;      /* level of the last risk change */
 
+        /* shared_identity: the most networks, clients and user agents
+         * (MG_BL_SHARED_*) the identity has had active within one day:
+         * its own normal, which only a new high exceeds. */
+        uint8_t shared_peak[3];
+
         /* LRU tables, most recently seen first */
         uint8_t net_cnt;                        /* entries in nets */
         uint8_t asn_cnt;                        /* entries in asns */
@@ -291,6 +304,13 @@ const struct mg_conf_prop mg_scoring_conf_props[] = {
          "With it each identity remembers its 8 most recent source ASes "
          "and new_source names a new one: \"AS64500 never seen "
          "(198.51.100.0/24)\". Empty: no AS data. Read once at start."},
+        {"scoring.signals.new_source.nearby_weight", MG_CONF_DOUBLE,
+         CONF_OFF(new_source_nearby), "10", 0, 100, 1,
+         "Points new_source adds instead of its weight when the new network "
+         "is near one the identity uses: the same /16 (IPv4) or /48 (IPv6) "
+         "as a network in its table, or, with scoring.asn_file, an AS it "
+         "has used. Workloads move between a site's subnets all the time; "
+         "a network far from all of them is the stronger sign."},
         SIG_PROPS("new_source", MG_SIG_NEW_SOURCE, "30", "", "16", 1,
                   MG_BL_NETS,
                   "How many of the identity's most recently seen source "
@@ -299,17 +319,21 @@ const struct mg_conf_prop mg_scoring_conf_props[] = {
                   "fires (naming the AS too when scoring.asn_file places "
                   "the address in an AS the identity has not used).",
                   "20"),
-        SIG_PROPS("rate_spike", MG_SIG_RATE_SPIKE, "20", "", "6", 1, 100,
+        SIG_PROPS("rate_spike", MG_SIG_RATE_SPIKE, "20", "", "8", 1, 100,
                   "Standard deviations above the identity's mean events per "
-                  "minute that the current minute must exceed (and by at "
-                  "least 10 events); at most once per minute.",
+                  "active minute (minutes with any activity, so an identity "
+                  "that works in bursts has bursts as its norm) that the "
+                  "current minute must exceed, and by at least 10 events; at "
+                  "most once per minute.",
                   "200"),
         SIG_PROPS("off_hours", MG_SIG_OFF_HOURS, "15", "", "0.001", 0, 1,
                   "Fires when the share of the identity's activity in this "
                   "hour of the week (UTC, averaged with the hours before and "
                   "after, decayed over weeks) is below this; uniform "
-                  "round-the-clock activity is 1/168 = 0.006. Needs a week "
-                  "of history.",
+                  "round-the-clock activity is 1/168 = 0.006. With two to "
+                  "seven days of history, the hour of the day over all days "
+                  "stands in for the hour of the week (so weekends cannot "
+                  "be told from weekdays before a whole week).",
                   "500"),
         SIG_PROPS("auth_failures", MG_SIG_AUTH_FAILURES, "25", "", "5", 1,
                   MG_BL_FAILS,
@@ -317,13 +341,13 @@ const struct mg_conf_prop mg_scoring_conf_props[] = {
                   "that fire, 1-32; once per burst (the count must drop "
                   "below it before it fires again).",
                   "0"),
-        SIG_PROPS("scope_expansion", MG_SIG_SCOPE_EXPANSION, "35", "", "32",
+        SIG_PROPS("scope_expansion", MG_SIG_SCOPE_EXPANSION, "25", "", "32",
                   1, MG_BL_SCOPES,
                   "How many of the identity's most recently granted or used "
                   "scopes count as known, 1-32; a successful auth granting "
                   "any other scope fires.",
                   "20"),
-        SIG_PROPS("new_resource", MG_SIG_NEW_RESOURCE, "15", "", "32", 1,
+        SIG_PROPS("new_resource", MG_SIG_NEW_RESOURCE, "8", "", "32", 1,
                   MG_BL_RESOURCES,
                   "How many of the identity's most recently used resources "
                   "and audiences count as known, 1-32; first use of any "
@@ -338,8 +362,10 @@ const struct mg_conf_prop mg_scoring_conf_props[] = {
                   MG_BL_CLIENTS - 1,
                   "Distinct clients, user agents or source networks active "
                   "in the last 24h above which a new one fires (one identity "
-                  "used by several workloads), 1-7.",
-                  "20"),
+                  "used by several workloads), 1-7; only past the identity's "
+                  "own highest count so far (learnt during the warm-up too), "
+                  "and not for a network new_source judges new.",
+                  "300"),
         SIG_PROPS("token_chain", MG_SIG_TOKEN_CHAIN, "25", "", "4", 1, 254,
                   "Deepest token exchange chain allowed (a token from a "
                   "plain grant has depth 0, each exchange adds 1); an "
@@ -627,6 +653,20 @@ static int mg_bl_net_find(const struct mg_baseline *bl,
         return -1;
 }
 
+/* Whether a network of the table shares net's /16 (IPv4) or /48 (IPv6):
+ * the same site, another subnet. */
+static int mg_bl_net_nearby(const struct mg_baseline *bl,
+                            const struct mg_bl_net *net) {
+        size_t wide = net->family == 4 ? 2 : 6;
+        int i;
+
+        for (i = 0; i < bl->net_cnt; i++)
+                if (bl->nets[i].family == net->family &&
+                    !memcmp(bl->nets[i].prefix, net->prefix, wide))
+                        return 1;
+        return 0;
+}
+
 /* Move entry idx to the front, or, when idx < 0, make a zeroed entry at
  * the front (the last one falls out when the table is full). Returns the
  * front entry. */
@@ -656,6 +696,22 @@ static int mg_bl_names_active(const struct mg_bl_name *names, int cnt,
         for (i = 0; i < cnt; i++)
                 n += te - names[i].last_ms < MG_SHARED_WINDOW_MS;
         return n;
+}
+
+/* The shared_identity peaks of a baseline that did not keep them (blob
+ * versions 1 and 2): what is active at its newest event, so an upgrade
+ * does not make every busy identity's next value a new high. */
+static void mg_bl_shared_peaks_now(struct mg_baseline *bl) {
+        int i, nets = 0;
+
+        for (i = 0; i < bl->net_cnt; i++)
+                nets += bl->newest_ms - bl->nets[i].last_ms <
+                        MG_SHARED_WINDOW_MS;
+        bl->shared_peak[MG_BL_SHARED_NETS] = (uint8_t)nets;
+        bl->shared_peak[MG_BL_SHARED_CLIENTS] = (uint8_t)mg_bl_names_active(
+                bl->clients, bl->client_cnt, bl->newest_ms);
+        bl->shared_peak[MG_BL_SHARED_AGENTS] = (uint8_t)mg_bl_names_active(
+                bl->agents, bl->agent_cnt, bl->newest_ms);
 }
 
 /* Touch value in a name table at te; sets *was_active to whether it was
@@ -733,9 +789,10 @@ mg_bl_fire(struct mg_bl_ctx *ctx, enum mg_signal sig, double points,
 }
 
 /* rate_spike: count the event in its minute, closing the minutes before
- * it. A completed minute m enters the sums with weight 1 and every later
- * minute multiplies the sums by r; g empty minutes at once multiply by r^g
- * and add (1 - r^g) / (1 - r) to the weight (a geometric series). */
+ * it. A completed active minute m enters the sums with weight 1 and every
+ * later minute, active or not, multiplies the sums by r: the mean and
+ * variance are those of the identity's active minutes, recent ones
+ * weighing more. */
 static void mg_bl_rate(struct mg_bl_ctx *ctx) {
         struct mg_baseline *bl = ctx->bl;
         const struct mg_scoring_conf *conf = ctx->conf;
@@ -753,12 +810,13 @@ static void mg_bl_rate(struct mg_bl_ctx *ctx) {
                 bl->rate_w = bl->rate_w * r + 1.0;
                 bl->rate_s1 = bl->rate_s1 * r + c;
                 bl->rate_s2 = bl->rate_s2 * r + c * c;
+                /* Minutes without activity decay the sums but do not
+                 * enter them: the statistics are of active minutes, so an
+                 * identity that works in bursts has bursts as its norm. */
                 gap = minute - bl->rate_minute - 1;
                 if (gap > 0) {
                         rg = exp2(-(double)gap / hl);
-                        bl->rate_w = bl->rate_w * rg +
-                                     expm1(-(double)gap * M_LN2 / hl) /
-                                             expm1(-M_LN2 / hl);
+                        bl->rate_w *= rg;
                         bl->rate_s1 *= rg;
                         bl->rate_s2 *= rg;
                 }
@@ -804,16 +862,39 @@ static double mg_bl_how_share(const struct mg_baseline *bl, int b) {
         return near / (3 * total);
 }
 
-/* off_hours: check the event's hour of the week, then count it there. */
+/* Share of the histogram's weight in hour of the day b % 24 and its two
+ * neighbours, over every day of the week, divided by 3 * 7: comparable
+ * with mg_bl_how_share(). -1 when empty. */
+static double mg_bl_hod_share(const struct mg_baseline *bl, int b) {
+        double total = 0, near = 0;
+        int i, h = b % 24;
+
+        for (i = 0; i < MG_HOW_BUCKETS; i++) {
+                int d = (i % 24 - h + 24) % 24;
+
+                total += bl->how[i];
+                if (d == 0 || d == 1 || d == 23)
+                        near += bl->how[i];
+        }
+        if (total <= 0)
+                return -1;
+        return near / (3 * 7 * total);
+}
+
+/* off_hours: check the event's hour of the week, then count it there.
+ * Before a whole week has been seen, the hour of the day stands in for it
+ * (from MG_OFF_HOURS_DAY_SPAN_MS on): a workload that has only ever run in
+ * office hours is off hours at 3 am on any day. */
 static void mg_bl_how(struct mg_bl_ctx *ctx) {
         struct mg_baseline *bl = ctx->bl;
         int b = mg_how_bucket(ctx->ev->ts_ms), i;
+        int64_t seen = bl->first_act_ms ? ctx->te - bl->first_act_ms : 0;
         double share, x, f;
 
-        if (bl->first_act_ms && ctx->te - bl->first_act_ms >=
-                                        MG_OFF_HOURS_SPAN_MS &&
+        if (bl->first_act_ms && seen >= MG_OFF_HOURS_DAY_SPAN_MS &&
             mg_bl_armed(ctx, MG_SIG_OFF_HOURS)) {
-                share = mg_bl_how_share(bl, b);
+                share = seen >= MG_OFF_HOURS_SPAN_MS ? mg_bl_how_share(bl, b)
+                                                     : mg_bl_hod_share(bl, b);
                 if (share >= 0 &&
                     share < ctx->conf->sig[MG_SIG_OFF_HOURS].threshold)
                         mg_bl_fire(ctx, MG_SIG_OFF_HOURS,
@@ -869,6 +950,23 @@ static void mg_bl_failure(struct mg_bl_ctx *ctx) {
         bl->fail_burst = (uint8_t)reached;
 }
 
+/* shared_identity for one table: a value just became active, making
+ * `active` values active within a day. Fires past the threshold only on a
+ * new high for the identity (more than its own normal, e.g. a workload
+ * that always runs from six node subnets); learns the high meanwhile,
+ * warm-up included. */
+static int mg_bl_shared_high(struct mg_bl_ctx *ctx, int table, int active,
+                             int was_active) {
+        uint8_t *peak = &ctx->bl->shared_peak[table];
+        int fire = !was_active &&
+                   active > ctx->conf->sig[MG_SIG_SHARED_IDENTITY].threshold &&
+                   active > *peak && mg_bl_armed(ctx, MG_SIG_SHARED_IDENTITY);
+
+        if (active > *peak)
+                *peak = (uint8_t)active;
+        return fire;
+}
+
 /* new_source and shared_identity over the networks table, and the
  * source AS (see the file comment). */
 static void mg_bl_source(struct mg_bl_ctx *ctx, const char *ip) {
@@ -878,26 +976,30 @@ static void mg_bl_source(struct mg_bl_ctx *ctx, const char *ip) {
         unsigned char addr[16];
         char text[64];
         uint32_t asn;
-        int idx, i, active = 0, was_active;
+        int idx, i, active = 0, was_active, novel;
 
         if (mg_bl_net_parse(ip, &net, addr))
                 return;
         asn = mg_asn_lookup(ctx->conf->asn, net.family, addr);
         idx = mg_bl_net_find(bl, &net);
-        if ((idx < 0 || idx >= mg_bl_known(
-                                       ctx->conf->sig[MG_SIG_NEW_SOURCE]
-                                               .threshold,
-                                       MG_BL_NETS)) &&
-            mg_bl_armed(ctx, MG_SIG_NEW_SOURCE)) {
+        novel = idx < 0 ||
+                idx >= mg_bl_known(ctx->conf->sig[MG_SIG_NEW_SOURCE].threshold,
+                                   MG_BL_NETS);
+        if (novel && mg_bl_armed(ctx, MG_SIG_NEW_SOURCE)) {
+                double far = ctx->conf->sig[MG_SIG_NEW_SOURCE].weight;
+                double nearby = ctx->conf->new_source_nearby;
+
                 mg_bl_net_format(&net, text, sizeof(text));
                 if (asn && mg_bl_asn_find(bl, asn) < 0)
-                        mg_bl_fire(ctx, MG_SIG_NEW_SOURCE,
-                                   ctx->conf->sig[MG_SIG_NEW_SOURCE].weight,
+                        mg_bl_fire(ctx, MG_SIG_NEW_SOURCE, far,
                                    "AS%" PRIu32 " never seen (%s)", asn,
                                    text);
+                else if (asn || mg_bl_net_nearby(bl, &net))
+                        mg_bl_fire(ctx, MG_SIG_NEW_SOURCE, nearby,
+                                   "%s never seen, near a known network",
+                                   text);
                 else
-                        mg_bl_fire(ctx, MG_SIG_NEW_SOURCE,
-                                   ctx->conf->sig[MG_SIG_NEW_SOURCE].weight,
+                        mg_bl_fire(ctx, MG_SIG_NEW_SOURCE, far,
                                    "%s never seen", text);
         }
         if (asn) {
@@ -914,9 +1016,10 @@ static void mg_bl_source(struct mg_bl_ctx *ctx, const char *ip) {
         front->last_ms = ctx->te;
         for (i = 0; i < bl->net_cnt; i++)
                 active += ctx->te - bl->nets[i].last_ms < MG_SHARED_WINDOW_MS;
-        if (!was_active && active > ctx->conf->sig[MG_SIG_SHARED_IDENTITY]
-                                             .threshold &&
-            mg_bl_armed(ctx, MG_SIG_SHARED_IDENTITY)) {
+        /* A network new_source judges new is its news, not also
+         * shared_identity's: one network, one signal. */
+        if (mg_bl_shared_high(ctx, MG_BL_SHARED_NETS, active,
+                              was_active || novel)) {
                 mg_bl_net_format(&net, text, sizeof(text));
                 mg_bl_fire(ctx, MG_SIG_SHARED_IDENTITY,
                            ctx->conf->sig[MG_SIG_SHARED_IDENTITY].weight,
@@ -927,15 +1030,13 @@ static void mg_bl_source(struct mg_bl_ctx *ctx, const char *ip) {
 
 /* shared_identity over a name table (clients or user agents). */
 static void mg_bl_shared_name(struct mg_bl_ctx *ctx, struct mg_bl_name *names,
-                              uint8_t *cnt, int cap, const char *what,
-                              const char *value) {
+                              uint8_t *cnt, int cap, int table,
+                              const char *what, const char *value) {
         int was_active, active;
 
         mg_bl_name_touch(names, cnt, cap, value, ctx->te, &was_active);
         active = mg_bl_names_active(names, *cnt, ctx->te);
-        if (!was_active &&
-            active > ctx->conf->sig[MG_SIG_SHARED_IDENTITY].threshold &&
-            mg_bl_armed(ctx, MG_SIG_SHARED_IDENTITY))
+        if (mg_bl_shared_high(ctx, table, active, was_active))
                 mg_bl_fire(ctx, MG_SIG_SHARED_IDENTITY,
                            ctx->conf->sig[MG_SIG_SHARED_IDENTITY].weight,
                            "%d %s in 24h, newest %s", active, what,
@@ -1099,11 +1200,12 @@ static void mg_bl_auth(struct mg_bl_ctx *ctx) {
         mg_bl_source(ctx, auth->source_ip);
         if (auth->client_id)
                 mg_bl_shared_name(ctx, bl->clients, &bl->client_cnt,
-                                  MG_BL_CLIENTS, "clients", auth->client_id);
+                                  MG_BL_CLIENTS, MG_BL_SHARED_CLIENTS,
+                                  "clients", auth->client_id);
         if (auth->user_agent)
                 mg_bl_shared_name(ctx, bl->agents, &bl->agent_cnt,
-                                  MG_BL_AGENTS, "user agents",
-                                  auth->user_agent);
+                                  MG_BL_AGENTS, MG_BL_SHARED_AGENTS,
+                                  "user agents", auth->user_agent);
         if (auth->audience)
                 mg_bl_resource(ctx, auth->audience);
         mg_bl_scopes(ctx);
@@ -1346,7 +1448,7 @@ int mg_baseline_scope_unused(const struct mg_baseline *bl,
 }
 
 /*
- * Encoding. Layout of version 2 (all integers little-endian):
+ * Encoding. Layout of version 3 (all integers little-endian):
  *
  *   "MGBL" u8:version u8:flags
  *   varint:auth varint:usage varint:signal   event counts
@@ -1359,6 +1461,9 @@ int mg_baseline_scope_unused(const struct mg_baseline *bl,
  *   u8:n time*n                               failures
  *   u8:n (u8:family, 3|8 bytes, time)*n       networks
  *   u8:n (varint:AS, time)*n                  source ASes (not in v1)
+ *   u8[3]                                     shared_identity peaks:
+ *                                             networks, clients, user
+ *                                             agents (not in v1, v2)
  *   u8:n name*n  (clients, user agents, resources)
  *   u8:n (name without time, time*3)*n        scopes
  *   u8:n (u64:hash u8:depth)*n                tokens
@@ -1596,6 +1701,7 @@ mg_err_t mg_baseline_encode(const struct mg_baseline *bl, void *buf,
                 mg_w_varint(&w, bl->asns[i].asn);
                 mg_w_time(&w, bl, bl->asns[i].last_ms);
         }
+        mg_w_bytes(&w, bl->shared_peak, sizeof(bl->shared_peak));
 #define MG_W_NAMES(arr, cnt)                                                  \
         do {                                                                  \
                 mg_w_u8(&w, cnt);                                             \
@@ -2048,9 +2154,22 @@ mg_err_t mg_baseline_decode(struct mg_baseline *bl, const void *buf,
                         mg_r_fail(r, "source ASes: duplicate entry");
         }
         bl->asn_cnt = (uint8_t)cnt;
+        if (version >= 3) {
+                const unsigned char *pk = mg_r_bytes(
+                        r, sizeof(bl->shared_peak), "shared_identity peaks");
+
+                if (pk)
+                        memcpy(bl->shared_peak, pk, sizeof(bl->shared_peak));
+                if (!r->failed && (bl->shared_peak[0] > MG_BL_NETS ||
+                                   bl->shared_peak[1] > MG_BL_CLIENTS ||
+                                   bl->shared_peak[2] > MG_BL_AGENTS))
+                        mg_r_fail(r, "shared_identity peak out of range");
+        }
 
         mg_r_names(r, "clients", bl->clients, &bl->client_cnt, MG_BL_CLIENTS);
         mg_r_names(r, "user agents", bl->agents, &bl->agent_cnt, MG_BL_AGENTS);
+        if (version < 3 && !r->failed)
+                mg_bl_shared_peaks_now(bl);
         mg_r_names(r, "resources", bl->resources, &bl->resource_cnt,
                    MG_BL_RESOURCES);
 

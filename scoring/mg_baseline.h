@@ -71,6 +71,8 @@ struct mg_scoring_conf {
         int64_t late_bound_ms;        /* scoring.late_bound: older = late */
         int64_t rate_half_life_ms;    /* scoring.rate.half_life */
         int64_t failure_window_ms;    /* scoring.auth_failures.window */
+        double new_source_nearby;     /* scoring.signals.new_source.
+                                       * nearby_weight */
         char *asn_file;               /* scoring.asn_file; "" for none */
         /* Not in the table: asn_file loaded (mg_asn_load_file()) by the
          * program that scores, which owns it; NULL: no AS data. Lookups
