@@ -17,9 +17,11 @@ The HTML and PNG stay in the build directory for people to look at.
 Chromium missing is a failure, not a skip: deploy/install-deps.sh installs
 it.
 
-Usage: test_report_render.py [/path/to/mintgate]  (the argument, passed by
-every integration test, is not used); MG_BINARY_DIR names the build
-directory.
+Then the same for the report of a real replay: `mintgate simulate` (3
+days, 150 identities) replayed with --labels and --report.
+
+Usage: test_report_render.py /path/to/mintgate; MG_BINARY_DIR names the
+build directory.
 """
 import html.parser
 import os
@@ -165,32 +167,8 @@ def check_png(path):
             (what, n) + rgb))
 
 
-def main():
-    bindir = os.environ.get("MG_BINARY_DIR")
-    if not bindir:
-        print("test_report_render: MG_BINARY_DIR is not set")
-        sys.exit(1)
-    chromium = shutil.which("chromium")
-    if not chromium:
-        print("test_report_render: chromium not found on PATH "
-              "(deploy/install-deps.sh installs Debian's chromium)")
-        sys.exit(1)
-    html_path = os.path.join(bindir, "report-sample.html")
-    png_path = os.path.join(bindir, "report-sample.png")
-    for p in (html_path, png_path):
-        if os.path.exists(p):
-            os.unlink(p)
-
-    env = dict(os.environ, MG_REPORT_OUT=html_path)
-    p = subprocess.run([os.path.join(bindir, "tests", "test_report")],
-                       env=env, capture_output=True, text=True, timeout=300)
-    if not check(p.returncode == 0 and os.path.exists(html_path),
-                 "test_report wrote the sample (exit %d)" % p.returncode):
-        print(p.stdout[-3000:], p.stderr[-3000:])
-        sys.exit(1)
-    with open(html_path, encoding="utf-8") as f:
-        check_html(f.read())
-
+def render(chromium, html_path, png_path):
+    """Screenshot html_path with headless Chromium into png_path; check it."""
     profile = tempfile.mkdtemp(prefix="mg_report_render_")
     try:
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
@@ -221,6 +199,74 @@ def main():
     if os.path.exists(png_path):
         check_png(png_path)
         print("rendered report: %s (from %s)" % (png_path, html_path))
+
+
+def replay_report(mintgate, bindir, html_path):
+    """A real report: `mintgate simulate` (3 days, 150 identities, many
+    attacks) replayed with the simulated population's policy."""
+    src = os.environ.get("MG_SOURCE_DIR", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    tmp = tempfile.mkdtemp(prefix="mg_report_replay_")
+    events = os.path.join(tmp, "events.jsonl")
+    labels = os.path.join(tmp, "labels.jsonl")
+    try:
+        p = subprocess.run([mintgate, "simulate", "--seed", "5", "--days",
+                            "3", "--identities", "150", "--attack-rate",
+                            "0.2", "--labels", labels, "-o", events],
+                           capture_output=True, text=True, timeout=300)
+        if not check(p.returncode == 0, "simulate: " + p.stderr[-500:]):
+            return False
+        p = subprocess.run([mintgate, "replay", events, "--policy",
+                            os.path.join(src, "deploy",
+                                         "policy-simulated.yaml"),
+                            "--labels", labels, "--report", html_path],
+                           capture_output=True, text=True, timeout=300)
+        return check(p.returncode == 0 and os.path.exists(html_path),
+                     "replay --report: " + p.stdout[-300:] + p.stderr[-500:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    bindir = os.environ.get("MG_BINARY_DIR")
+    if not bindir:
+        print("test_report_render: MG_BINARY_DIR is not set")
+        sys.exit(1)
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("test_report_render: chromium not found on PATH "
+              "(deploy/install-deps.sh installs Debian's chromium)")
+        sys.exit(1)
+    html_path = os.path.join(bindir, "report-sample.html")
+    png_path = os.path.join(bindir, "report-sample.png")
+    for p in (html_path, png_path):
+        if os.path.exists(p):
+            os.unlink(p)
+
+    env = dict(os.environ, MG_REPORT_OUT=html_path)
+    p = subprocess.run([os.path.join(bindir, "tests", "test_report")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    if not check(p.returncode == 0 and os.path.exists(html_path),
+                 "test_report wrote the sample (exit %d)" % p.returncode):
+        print(p.stdout[-3000:], p.stderr[-3000:])
+        sys.exit(1)
+    with open(html_path, encoding="utf-8") as f:
+        check_html(f.read())
+
+    render(chromium, html_path, png_path)
+
+    # The report of a real replay, drawn the same way.
+    mintgate = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        bindir, "mintgate")
+    replay_html = os.path.join(bindir, "report-replay.html")
+    replay_png = os.path.join(bindir, "report-replay.png")
+    for p in (replay_html, replay_png):
+        if os.path.exists(p):
+            os.unlink(p)
+    if replay_report(mintgate, bindir, replay_html):
+        with open(replay_html, encoding="utf-8") as f:
+            check_html(f.read())
+        render(chromium, replay_html, replay_png)
 
     if failures:
         print("test_report_render: %d failure(s)" % len(failures))
