@@ -58,7 +58,7 @@ struct mg_backtest {
         struct bt_ident **idents;     /* every identity seen */
         size_t nidents, idents_cap;
         uint64_t (*mix)[MG_DECISION__CNT]; /* issuances per hour */
-        size_t nmix;
+        size_t nmix, mix_cap;             /* hours in use, allocated */
         int64_t first_hour;           /* hour of the first event */
         struct mg_backtest_result res;
         double *benign_scores, *attack_scores; /* hour samples, for the
@@ -344,7 +344,7 @@ static int ident_sample(struct bt_ident *id, int64_t ts, double risk) {
 static int mix_count(struct mg_backtest *bt, int64_t ts,
                      enum mg_outcome outcome) {
         int64_t b = ts / HOUR_MS - bt->first_hour;
-        size_t cap = bt->nmix;
+        size_t cap = bt->mix_cap;
 
         if (b < 0)
                 b = 0;
@@ -353,8 +353,9 @@ static int mix_count(struct mg_backtest *bt, int64_t ts,
                          sizeof(*bt->mix)))
                         return -1;
                 memset(bt->mix + bt->nmix, 0,
-                       (cap - bt->nmix) * sizeof(*bt->mix));
-                bt->nmix = cap;
+                       ((size_t)b + 1 - bt->nmix) * sizeof(*bt->mix));
+                bt->mix_cap = cap;
+                bt->nmix = (size_t)b + 1;
         }
         bt->mix[b][outcome]++;
         return 0;

@@ -326,14 +326,15 @@ const struct mg_conf_prop mg_scoring_conf_props[] = {
                   "current minute must exceed, and by at least 10 events; at "
                   "most once per minute.",
                   "200"),
-        SIG_PROPS("off_hours", MG_SIG_OFF_HOURS, "15", "", "0.001", 0, 1,
+        SIG_PROPS("off_hours", MG_SIG_OFF_HOURS, "25", "", "0.001", 0, 1,
                   "Fires when the share of the identity's activity in this "
                   "hour of the week (UTC, averaged with the hours before and "
                   "after, decayed over weeks) is below this; uniform "
                   "round-the-clock activity is 1/168 = 0.006. With two to "
                   "seven days of history, the hour of the day over all days "
                   "stands in for the hour of the week (so weekends cannot "
-                  "be told from weekdays before a whole week).",
+                  "be told from weekdays before a whole week). At most once "
+                  "per clock hour.",
                   "500"),
         SIG_PROPS("auth_failures", MG_SIG_AUTH_FAILURES, "25", "", "5", 1,
                   MG_BL_FAILS,
@@ -887,11 +888,16 @@ static double mg_bl_hod_share(const struct mg_baseline *bl, int b) {
  * office hours is off hours at 3 am on any day. */
 static void mg_bl_how(struct mg_bl_ctx *ctx) {
         struct mg_baseline *bl = ctx->bl;
-        int b = mg_how_bucket(ctx->ev->ts_ms), i;
+        int b = mg_how_bucket(ctx->ev->ts_ms), i, again;
         int64_t seen = bl->first_act_ms ? ctx->te - bl->first_act_ms : 0;
         double share, x, f;
 
-        if (bl->first_act_ms && seen >= MG_OFF_HOURS_DAY_SPAN_MS &&
+        /* At most once per clock hour: the first activity of an hour
+         * says it all, the rest of a busy hour would only repeat it. */
+        again = bl->last_act_ms &&
+                mg_floor_div(bl->last_act_ms, MG_MS_PER_HOUR) ==
+                        mg_floor_div(ctx->te, MG_MS_PER_HOUR);
+        if (bl->first_act_ms && seen >= MG_OFF_HOURS_DAY_SPAN_MS && !again &&
             mg_bl_armed(ctx, MG_SIG_OFF_HOURS)) {
                 share = seen >= MG_OFF_HOURS_SPAN_MS ? mg_bl_how_share(bl, b)
                                                      : mg_bl_hod_share(bl, b);
