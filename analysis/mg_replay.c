@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mg_hash.h"
 #include "mg_riskcache.h"
 #include "mg_scorer.h"
 #include "mg_store.h"
@@ -56,10 +57,8 @@ struct rp_scope_ctx {
 };
 
 static uint64_t rp_hash(const char *s) {
-        uint64_t h = 0xcbf29ce484222325ULL;
+        uint64_t h = mg_hash_str(s);
 
-        while (*s)
-                h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
         return h ? h : 1; /* 0 marks an empty token slot */
 }
 

@@ -54,6 +54,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "mg_hash.h"
 #include "mg_lines.h"
 
 /* Default and largest -n of top: a "top" list longer than ten thousand is
@@ -319,14 +320,6 @@ struct top_state {
         uint64_t bad;            /* records that could not be read */
 };
 
-static uint64_t fnv1a(const char *s) {
-        uint64_t h = 0xcbf29ce484222325ULL;
-
-        while (*s)
-                h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
-        return h;
-}
-
 /* 1 if a ranks below b. */
 static int top_below(const struct top_entry *a, const struct top_entry *b) {
         if (a->now != b->now)
@@ -433,7 +426,7 @@ static mg_err_t top_item_cb(void *opaque, const struct mg_store_item *item) {
         ts->risky++;
         cand.now = top_decay(ts, doc, cand.stored, json_integer_value(tsv));
         cand.identity = (char *)item->identity; /* copied if kept */
-        cand.hash = fnv1a(item->identity);
+        cand.hash = mg_hash_str(item->identity);
         if (ts->cnt == ts->cap && !top_below(&ts->heap[0], &cand)) {
                 json_decref(doc);
                 return MG_OK;

@@ -43,6 +43,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "mg_hash.h"
 #include "mg_log.h"
 
 #define RC_STRIPES 64
@@ -148,15 +149,6 @@ struct mg_riskcache_conn {
         int64_t now_ms;
 };
 
-static uint64_t fnv1a(const char *s, size_t len) {
-        uint64_t h = 0xcbf29ce484222325ULL;
-        size_t i;
-
-        for (i = 0; i < len; i++)
-                h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-        return h;
-}
-
 static pthread_mutex_t *stripe(struct mg_riskcache *rc, uint64_t h) {
         return &rc->locks[(h & (RC_BUCKETS - 1)) % RC_STRIPES];
 }
@@ -230,7 +222,7 @@ static struct rc_entry *rc_entry_new(const struct rc_record *r,
         if (!(e = calloc(1, size)))
                 return NULL;
         e->size = size;
-        e->hash = fnv1a(r->identity, r->id_len);
+        e->hash = mg_hash_mem(r->identity, r->id_len);
         e->epoch = epoch;
         e->fetched_ms = now_ms;
         e->updated_ms = r->updated_ms;
@@ -725,7 +717,7 @@ static struct rc_scopes *rc_load_scopes(struct mg_riskcache_conn *conn,
         for (i = 0; i < n; i++) {
                 if (!idle[i].exact)
                         continue; /* cut names never match: not removed */
-                sc->s[sc->cnt].hash = fnv1a(idle[i].scope,
+                sc->s[sc->cnt].hash = mg_hash_mem(idle[i].scope,
                                             strlen(idle[i].scope));
                 sc->s[sc->cnt].idle_since_ms = idle[i].idle_since_ms;
                 sc->cnt++;
@@ -742,7 +734,7 @@ static int rc_scope_unused_cb(void *opaque, const char *scope) {
         struct mg_riskcache_conn *conn = opaque;
         struct mg_riskcache *rc = conn->rc;
         size_t len = strlen(conn->identity);
-        uint64_t h = fnv1a(conn->identity, len), sh;
+        uint64_t h = mg_hash_mem(conn->identity, len), sh;
         pthread_mutex_t *lk = stripe(rc, h);
         struct rc_entry *e;
         struct rc_scopes *sc = NULL;
@@ -765,7 +757,7 @@ static int rc_scope_unused_cb(void *opaque, const char *scope) {
                 pthread_mutex_unlock(lk);
                 free(sc);
         }
-        sh = fnv1a(scope, strlen(scope));
+        sh = mg_hash_mem(scope, strlen(scope));
         pthread_mutex_lock(lk);
         e = rc_find(rc, conn->identity, len, h);
         if (e && e->scopes)
@@ -784,7 +776,7 @@ void mg_riskcache_get(struct mg_riskcache *rc, struct mg_riskcache_conn *conn,
                       const char *identity, int64_t now_ms,
                       struct mg_risk_view *view) {
         size_t len = strlen(identity);
-        uint64_t h = fnv1a(identity, len);
+        uint64_t h = mg_hash_mem(identity, len);
         pthread_mutex_t *lk = stripe(rc, h);
         struct rc_entry *e;
         int found = 0, fresh = 0;

@@ -71,6 +71,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mg_hash.h"
+
 /* Table sizes. Each is a trade between what one workload plausibly uses
  * and the blob budget (<= ~1.5 KB encoded for a typical identity). */
 #define MG_BL_NETS      16 /* a workload behind a few NATs or AZs uses 1-4 */
@@ -399,12 +401,8 @@ const size_t mg_scoring_conf_prop_cnt =
 /* FNV-1a, then murmur3's finaliser so nearby strings spread over all 64
  * bits. Stored in blobs: never change it without a blob version bump. */
 static uint64_t mg_bl_hash(const char *s) {
-        uint64_t h = 0xcbf29ce484222325ULL;
+        uint64_t h = mg_hash_str(s);
 
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 0x100000001b3ULL;
-        }
         h ^= h >> 33;
         h *= 0xff51afd7ed558ccdULL;
         h ^= h >> 33;

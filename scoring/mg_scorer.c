@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mg_hash.h"
 #include "mg_log.h"
 
 #define WORKER_OFF(field) offsetof(struct mg_worker_conf, field)
@@ -66,14 +67,6 @@ static uint64_t mono_us(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static uint64_t fnv1a(const char *s) {
-        uint64_t h = 0xcbf29ce484222325ULL;
-
-        while (*s)
-                h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
-        return h;
 }
 
 static void lru_unlink(struct mg_scorer *sc, struct scorer_entry *e) {
@@ -278,13 +271,13 @@ static void scorer_unload(struct mg_scorer *sc, size_t n) {
         for (i = 0; i < n; i++) {
                 const char *id = sc->recs[i]->identity;
 
-                cache_remove(sc, cache_find(sc, id, fnv1a(id)));
+                cache_remove(sc, cache_find(sc, id, mg_hash_str(id)));
         }
 }
 
 const struct mg_baseline *mg_scorer_baseline(struct mg_scorer *sc,
                                              const char *identity) {
-        struct scorer_entry *e = cache_find(sc, identity, fnv1a(identity));
+        struct scorer_entry *e = cache_find(sc, identity, mg_hash_str(identity));
 
         return e ? e->rec->bl : NULL;
 }
@@ -304,7 +297,7 @@ mg_err_t mg_scorer_apply(struct mg_scorer *sc, const struct mg_event *const *evs
         /* 1. Find or create every identity's entry; load the new ones. */
         for (i = 0; i < cnt; i++) {
                 const char *id = evs[i]->identity;
-                uint64_t h = fnv1a(id);
+                uint64_t h = mg_hash_str(id);
                 struct scorer_entry *e = cache_find(sc, id, h);
 
                 if (!e) {

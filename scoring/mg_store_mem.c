@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mg_hash.h"
+
 struct mem_rec {
         char *identity;                  /* key, owned */
         uint64_t hash;                   /* FNV-1a of identity */
@@ -36,14 +38,6 @@ struct mem_store {
         size_t cnt;                      /* records */
         unsigned char blob[MG_BASELINE_BLOB_MAX]; /* scratch for encoding */
 };
-
-static uint64_t mem_hash(const char *s) {
-        uint64_t h = 0xcbf29ce484222325ULL;
-
-        while (*s)
-                h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
-        return h;
-}
 
 /* The slot holding identity, or the empty slot where it would go. */
 static struct mem_rec **mem_slot(struct mem_store *ms, const char *identity,
@@ -81,7 +75,7 @@ static mg_err_t mem_load_cb(void *st, struct mg_store_rec **recs, size_t cnt,
         for (i = 0; i < cnt; i++) {
                 struct mg_store_rec *rec = recs[i];
                 const struct mem_rec *mr =
-                        *mem_slot(ms, rec->identity, mem_hash(rec->identity));
+                        *mem_slot(ms, rec->identity, mg_hash_str(rec->identity));
                 char derr[256];
 
                 mg_baseline_init(rec->bl);
@@ -149,7 +143,7 @@ static mg_err_t mem_save_cb(void *st, struct mg_store_rec **recs, size_t cnt,
 
         for (i = 0; i < cnt; i++) {
                 struct mg_store_rec *rec = recs[i];
-                uint64_t h = mem_hash(rec->identity);
+                uint64_t h = mg_hash_str(rec->identity);
                 struct mem_rec **slot;
                 mg_err_t err;
 
