@@ -437,49 +437,72 @@ static void call_text(struct save_call *call, const char *fmt, ...) {
                                                     : SAVE_TEXT_MAX - 1);
 }
 
-/* Append one EVALSHA saving recs[0..k). */
-static mg_err_t append_save(struct redis_store *rs, struct mg_store_rec **recs,
-                            size_t k, char *errstr, size_t errstr_size) {
-        struct save_call *call = &rs->call;
-        size_t i, blen;
-        int o, base;
+/* Start a script call over recs[0..k): EVALSHA sha, both keys of each
+ * identity, the risk channel. */
+static void call_begin(struct save_call *call, const char *sha,
+                       struct mg_store_rec **recs, size_t k,
+                       const char *channel) {
+        size_t i;
 
         call->argc = call->ntext = 0;
         call_arg(call, "EVALSHA", 7);
-        call_arg(call, rs->sha, 40);
+        call_arg(call, sha, 40);
         call_text(call, "%zu", 2 * k);
         for (i = 0; i < k; i++) {
                 call_text(call, "mg:{%s}:bl", recs[i]->identity);
                 call_text(call, "mg:{%s}:risk", recs[i]->identity);
         }
-        call_arg(call, rs->conf->risk_channel,
-                 strlen(rs->conf->risk_channel));
+        call_arg(call, channel, strlen(channel));
+}
+
+/* Encode rec's baseline into slot i of the call's blobs. */
+static mg_err_t call_blob(struct save_call *call, size_t i,
+                          const struct mg_store_rec *rec, size_t *blenp,
+                          char *errstr, size_t errstr_size) {
+        if (mg_baseline_encode(rec->bl, call->blobs + i * MG_BASELINE_BLOB_MAX,
+                               MG_BASELINE_BLOB_MAX, blenp))
+                return mg_err_set(MG_ERR_FATAL, errstr, errstr_size,
+                                  "baseline of %s does not encode",
+                                  rec->identity);
+        return MG_OK;
+}
+
+/* The first n origins of rec as field/value pairs. */
+static void call_origins(struct save_call *call,
+                         const struct mg_store_rec *rec, int n) {
+        int o;
+
+        for (o = 0; o < n; o++) {
+                call_text(call, "o:%s:%" PRId32, rec->origins[o].topic,
+                          rec->origins[o].partition);
+                call_text(call, "%" PRId64, rec->origins[o].offset);
+        }
+}
+
+/* Append one EVALSHA saving recs[0..k). */
+static mg_err_t append_save(struct redis_store *rs, struct mg_store_rec **recs,
+                            size_t k, char *errstr, size_t errstr_size) {
+        struct save_call *call = &rs->call;
+        size_t i, blen;
+        mg_err_t err;
+
+        call_begin(call, rs->sha, recs, k, rs->conf->risk_channel);
         for (i = 0; i < k; i++) {
                 struct mg_store_rec *rec = recs[i];
-                unsigned char *blob = call->blobs + i * MG_BASELINE_BLOB_MAX;
 
-                if (mg_baseline_encode(rec->bl, blob, MG_BASELINE_BLOB_MAX,
-                                       &blen))
-                        return mg_err_set(MG_ERR_FATAL, errstr, errstr_size,
-                                          "baseline of %s does not encode",
-                                          rec->identity);
-                base = call->argc;
-                (void)base;
+                if ((err = call_blob(call, i, rec, &blen, errstr,
+                                     errstr_size)))
+                        return err;
                 call_text(call, "%d", rec->origin_cnt);
                 call_text(call, "%" PRIu64, rec->gen);
-                call_arg(call, blob, blen);
+                call_arg(call, call->blobs + i * MG_BASELINE_BLOB_MAX, blen);
                 call_text(call, "%" PRIu64, rec->gen + 1);
                 if (rec->risk_json)
                         call_arg(call, rec->risk_json,
                                  strlen(rec->risk_json));
                 else
                         call_arg(call, "", 0);
-                for (o = 0; o < rec->origin_cnt; o++) {
-                        call_text(call, "o:%s:%" PRId32,
-                                  rec->origins[o].topic,
-                                  rec->origins[o].partition);
-                        call_text(call, "%" PRId64, rec->origins[o].offset);
-                }
+                call_origins(call, rec, rec->origin_cnt);
         }
         /* hiredis copies the arguments into its output buffer. */
         redisAppendCommandArgv(rs->ctx, call->argc, call->argv,
@@ -969,42 +992,26 @@ static mg_err_t append_put(struct redis_store *rs, struct mg_store_rec **recs,
                            size_t errstr_size) {
         struct save_call *call = &rs->call;
         size_t i, blen;
-        int o, n;
+        mg_err_t err;
+        int n;
 
-        call->argc = call->ntext = 0;
-        call_arg(call, "EVALSHA", 7);
-        call_arg(call, rs->put_sha, 40);
-        call_text(call, "%zu", 2 * k);
-        for (i = 0; i < k; i++) {
-                call_text(call, "mg:{%s}:bl", recs[i]->identity);
-                call_text(call, "mg:{%s}:risk", recs[i]->identity);
-        }
-        call_arg(call, rs->conf->risk_channel,
-                 strlen(rs->conf->risk_channel));
+        call_begin(call, rs->put_sha, recs, k, rs->conf->risk_channel);
         call_arg(call, with_offsets ? "1" : "0", 1);
         for (i = 0; i < k; i++) {
                 struct mg_store_rec *rec = recs[i];
-                unsigned char *blob = call->blobs + i * MG_BASELINE_BLOB_MAX;
 
                 if (!rec->risk_json)
                         return mg_err_set(MG_ERR_INVALID, errstr, errstr_size,
                                           "no risk record for %s",
                                           rec->identity);
-                if (mg_baseline_encode(rec->bl, blob, MG_BASELINE_BLOB_MAX,
-                                       &blen))
-                        return mg_err_set(MG_ERR_FATAL, errstr, errstr_size,
-                                          "baseline of %s does not encode",
-                                          rec->identity);
+                if ((err = call_blob(call, i, rec, &blen, errstr,
+                                     errstr_size)))
+                        return err;
                 n = with_offsets ? rec->origin_cnt : 0;
                 call_text(call, "%d", n);
-                call_arg(call, blob, blen);
+                call_arg(call, call->blobs + i * MG_BASELINE_BLOB_MAX, blen);
                 call_arg(call, rec->risk_json, strlen(rec->risk_json));
-                for (o = 0; o < n; o++) {
-                        call_text(call, "o:%s:%" PRId32,
-                                  rec->origins[o].topic,
-                                  rec->origins[o].partition);
-                        call_text(call, "%" PRId64, rec->origins[o].offset);
-                }
+                call_origins(call, rec, n);
         }
         redisAppendCommandArgv(rs->ctx, call->argc, call->argv,
                                call->argvlen);
