@@ -173,17 +173,14 @@ static int label_cmp(const void *a, const void *b) {
 /* A labels line is a short JSON object: anything longer is a wrong file. */
 #define BT_LABEL_LINE_MAX 4096
 
-static mg_err_t labels_load(struct mg_backtest *bt, const char *path,
-                            char *errstr, size_t errstr_size) {
-        FILE *fp = fopen(path, "r");
+static mg_err_t labels_read(struct mg_backtest *bt, FILE *fp,
+                            const char *name, char *errstr,
+                            size_t errstr_size) {
         char *line, lerr[512];
         struct mg_lines ln;
         size_t lcap = 0, len;
         mg_err_t err;
 
-        if (!fp)
-                return mg_err_set(MG_ERR_IO, errstr, errstr_size,
-                                  "cannot open labels %s: %m", path);
         mg_lines_init(&ln, fp, BT_LABEL_LINE_MAX);
         while ((err = mg_lines_next(&ln, &line, &len)) == MG_OK ||
                err == MG_ERR_TOOBIG) {
@@ -191,7 +188,7 @@ static mg_err_t labels_load(struct mg_backtest *bt, const char *path,
                         mg_err_set(err, errstr, errstr_size,
                                    "%s:%zu: line of %zu bytes is over the "
                                    "%d-byte limit",
-                                   path, ln.lineno, len, BT_LABEL_LINE_MAX);
+                                   name, ln.lineno, len, BT_LABEL_LINE_MAX);
                         goto out;
                 }
                 if (grow((void **)&bt->labels, &lcap, bt->label_cnt + 1,
@@ -203,41 +200,60 @@ static mg_err_t labels_load(struct mg_backtest *bt, const char *path,
                 if ((err = label_parse(bt, line, &bt->labels[bt->label_cnt],
                                        lerr, sizeof(lerr)))) {
                         mg_err_set(err, errstr, errstr_size, "%s:%zu: %s",
-                                   path, ln.lineno, lerr);
+                                   name, ln.lineno, lerr);
                         goto out;
                 }
                 bt->label_cnt++;
         }
         if (err == MG_ERR_IO) {
                 mg_err_set(err, errstr, errstr_size, "reading labels %s: %m",
-                           path);
+                           name);
                 goto out;
         }
         err = MG_OK;
-        qsort(bt->labels, bt->label_cnt, sizeof(*bt->labels), label_cmp);
+        if (bt->label_cnt) /* labels is NULL when there are none */
+                qsort(bt->labels, bt->label_cnt, sizeof(*bt->labels),
+                      label_cmp);
 out:
         mg_lines_free(&ln);
-        fclose(fp);
         return err;
 }
 
-mg_err_t mg_backtest_new(const char *labels_path, struct mg_backtest **btp,
-                         char *errstr, size_t errstr_size) {
+mg_err_t mg_backtest_new_stream(FILE *labels, const char *name,
+                                struct mg_backtest **btp, char *errstr,
+                                size_t errstr_size) {
         struct mg_backtest *bt = calloc(1, sizeof(*bt));
-        mg_err_t err = MG_OK;
+        mg_err_t err;
 
         *btp = NULL;
         if (!bt)
                 return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
                                   "out of memory");
         bt->first_hour = -1;
-        if (labels_path &&
-            (err = labels_load(bt, labels_path, errstr, errstr_size))) {
+        if (labels &&
+            (err = labels_read(bt, labels, name, errstr, errstr_size))) {
                 mg_backtest_destroy(bt);
                 return err;
         }
         *btp = bt;
         return MG_OK;
+}
+
+mg_err_t mg_backtest_new(const char *labels_path, struct mg_backtest **btp,
+                         char *errstr, size_t errstr_size) {
+        FILE *fp = NULL;
+        mg_err_t err;
+
+        if (labels_path && !(fp = fopen(labels_path, "r"))) {
+                *btp = NULL;
+                return mg_err_set(MG_ERR_IO, errstr, errstr_size,
+                                  "cannot open labels %s: %m", labels_path);
+        }
+        err = mg_backtest_new_stream(fp, labels_path, btp, errstr,
+                                     errstr_size);
+        if (fp)
+                fclose(fp);
+        return err;
 }
 
 void mg_backtest_destroy(struct mg_backtest *bt) {
@@ -661,12 +677,14 @@ void mg_backtest_print(FILE *fp, const struct mg_backtest_result *res,
                 share(res->benign[MG_DECISION_DENY], nb),
                 share(nb - res->benign[MG_DECISION_ALLOW], nb));
         fprintf(fp, "signals   ");
-        for (i = 0; i < MG_SIG__CNT; i++)
-                if (res->sig_fires[i])
-                        fprintf(fp, " %s %" PRIu64 " (%.0f pts)",
-                                mg_signal_names[i], res->sig_fires[i],
-                                res->sig_points[i]);
-        fprintf(fp, "\n");
+        for (i = 0, nd = 0; i < MG_SIG__CNT; i++) {
+                if (!res->sig_fires[i])
+                        continue;
+                fprintf(fp, " %s %" PRIu64 " (%.0f pts)", mg_signal_names[i],
+                        res->sig_fires[i], res->sig_points[i]);
+                nd++;
+        }
+        fprintf(fp, "%s\n", nd ? "" : " none fired");
         if (res->row_cnt < 2)
                 return;
         fprintf(fp, "\n%-24s %7s %8s %8s %9s %6s %9s %6s %10s\n",
@@ -713,8 +731,11 @@ mg_err_t mg_backtest_report(struct mg_backtest *bt, FILE *fp,
         mix = calloc(nbuckets ? nbuckets : 1, sizeof(*mix));
         if (!by_risk || !rows || !mix)
                 goto nomem;
-        memcpy(by_risk, bt->idents, bt->nidents * sizeof(*by_risk));
-        qsort(by_risk, bt->nidents, sizeof(*by_risk), ident_risk_cmp);
+        if (bt->nidents) { /* idents is NULL before the first event */
+                memcpy(by_risk, bt->idents, bt->nidents * sizeof(*by_risk));
+                qsort(by_risk, bt->nidents, sizeof(*by_risk),
+                      ident_risk_cmp);
+        }
         for (ntl = 0; ntl < BT_TIMELINES && ntl < bt->nidents; ntl++) {
                 const struct bt_ident *id = by_risk[ntl];
 

@@ -73,6 +73,11 @@ struct mg_backtest_result {
  * contributions and timelines only). Errors name the labels file's line. */
 mg_err_t mg_backtest_new(const char *labels_path, struct mg_backtest **btp,
                          char *errstr, size_t errstr_size);
+/* The same with the labels read from a stream (NULL: none); name labels
+ * error messages. */
+mg_err_t mg_backtest_new_stream(FILE *labels, const char *name,
+                                struct mg_backtest **btp, char *errstr,
+                                size_t errstr_size);
 void mg_backtest_destroy(struct mg_backtest *bt);
 
 /* Account for one replayed event and what it did. */
