@@ -656,6 +656,7 @@ static void print_json(FILE *fp, const struct mg_backtest_result *res) {
 void mg_backtest_print(FILE *fp, const struct mg_backtest_result *res,
                        int json) {
         uint64_t nd = sum(res->decisions), nb = sum(res->benign);
+        int fired = 0;
         size_t i;
 
         if (json) {
@@ -677,14 +678,14 @@ void mg_backtest_print(FILE *fp, const struct mg_backtest_result *res,
                 share(res->benign[MG_DECISION_DENY], nb),
                 share(nb - res->benign[MG_DECISION_ALLOW], nb));
         fprintf(fp, "signals   ");
-        for (i = 0, nd = 0; i < MG_SIG__CNT; i++) {
+        for (i = 0; i < MG_SIG__CNT; i++) {
                 if (!res->sig_fires[i])
                         continue;
                 fprintf(fp, " %s %" PRIu64 " (%.0f pts)", mg_signal_names[i],
                         res->sig_fires[i], res->sig_points[i]);
-                nd++;
+                fired = 1;
         }
-        fprintf(fp, "%s\n", nd ? "" : " none fired");
+        fprintf(fp, "%s\n", fired ? "" : " none fired");
         if (res->row_cnt < 2)
                 return;
         fprintf(fp, "\n%-24s %7s %8s %8s %9s %6s %9s %6s %10s\n",
