@@ -198,17 +198,9 @@ def main():
     serve = None
     try:
         bootstrap = broker.stdout.readline().strip().split("=", 1)[1]
-        # One topic for the three kinds of event: one identity's events
-        # then reach the scorer in the order they were produced, as replay
-        # reads them. (With a topic per kind, a backlog is read at a
-        # different pace per topic and the interleaving differs.)
-        one_topic = ["--set", "ingest.topics.auth=mg.events",
-                     "--set", "ingest.topics.usage=mg.events",
-                     "--set", "ingest.topics.signals=mg.events"]
         common = ["--brokers", bootstrap, "--redis",
-                  "127.0.0.1:%d" % redis.port, "--log-level",
-                  "warn"] + one_topic
-        p = run(["produce", "--brokers", bootstrap, events] + one_topic)
+                  "127.0.0.1:%d" % redis.port, "--log-level", "warn"]
+        p = run(["produce", "--brokers", bootstrap, events])
         check(p.returncode == 0, "produce: " + p.stderr[-300:])
         p = run(["score", "--group", "replay-e2e", "--idle-exit", "4s"] +
                 common, timeout=300)
