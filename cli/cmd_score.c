@@ -116,9 +116,10 @@ int cmd_score_main(int argc, char **argv) {
                 "mintgate score: consumed %" PRIu64 ", applied %" PRIu64
                 ", replayed %" PRIu64 ", late %" PRIu64
                 ", dead-lettered %" PRIu64 ", risk changes %" PRIu64
-                ", retries %" PRIu64 "\n",
+                ", retries %" PRIu64 ", alignment pauses %" PRIu64 "\n",
                 ist.consumed, st.applied, st.replayed, st.late,
-                ist.dead_lettered, st.published, ist.retries);
+                ist.dead_lettered, st.published, ist.retries,
+                ist.align_pauses);
 out:
         mg_ingest_destroy(ing);
         cli_score_sink_free(&ss);

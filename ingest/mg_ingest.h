@@ -22,6 +22,21 @@
  *     after the dead-letter topic has acknowledged it. Nothing is dropped
  *     silently.
  *   - A fatal-class return stops mg_ingest_run() with that error.
+ *   - Order: each partition's events arrive in offset order. Across
+ *     partitions, with ingest.align_window set (the default), events arrive
+ *     merged by event time: a partition more than the window ahead of the
+ *     slowest one that may still give older events (assigned, not at the
+ *     end of its log, heard from within the last 10 s) is held back and
+ *     paused until that one catches up, so reading a backlog of several
+ *     topics gives one identity's events in event-time order, at most the
+ *     window apart, and not hours apart as separate fetches would. A
+ *     partition at the end of its log or without data holds nothing back;
+ *     in steady state nothing is held. Held messages are not acknowledged:
+ *     a rewind, a revocation or the end of mg_ingest_run() gives them
+ *     again (to this worker or the next owner). Alignment is per worker, so
+ *     one identity's partitions of the three topics must be assigned to
+ *     the same worker, as the default range assignor does when the topics
+ *     have the same partition count.
  *
  * Dead-letter headers: mg.dlq.reason (mg_err_name(), e.g. "bad_magic"),
  * mg.dlq.error (the sentence), mg.dlq.topic, mg.dlq.partition,
@@ -58,6 +73,7 @@ struct mg_ingest_conf {
         int64_t flush_interval_ms; /* max age of unflushed events */
         int64_t flush_max;       /* max unflushed events */
         int64_t fetch_wait_ms;   /* broker may hold an empty fetch this long */
+        int64_t align_window_ms; /* event-time alignment window; 0: off */
         struct mg_conf_map kafka; /* kafka.*: passed to librdkafka */
         struct mg_conf_map schema_ids; /* schemas.confluent_ids: id -> avsc */
 };
@@ -120,6 +136,7 @@ struct mg_ingest_stats {
         uint64_t by_type[MG_EVENT_TYPE__CNT]; /* delivered, by event type */
         int64_t assigned_us;       /* monotonic time of the last assignment */
         uint64_t flushes;          /* successful sink flushes */
+        uint64_t align_pauses;     /* partitions paused to align event time */
 };
 
 /* Create a consumer from conf (not copied: must outlive the ingest). Does

@@ -206,16 +206,9 @@ def main():
     serve = None
     try:
         bootstrap = broker.stdout.readline().strip().split("=", 1)[1]
-        # One topic for the three kinds of event: one identity's events
-        # then reach the scorer in the order they were produced, as replay
-        # reads them. (With a topic per kind, a backlog is read at a
-        # different pace per topic and the interleaving differs.)
-        one_topic = ["--set", "ingest.topics.auth=mg.events",
-                     "--set", "ingest.topics.usage=mg.events",
-                     "--set", "ingest.topics.signals=mg.events"]
         common = ["--brokers", bootstrap, "--redis",
                   "127.0.0.1:%d" % redis.port, "--log-level",
-                  "warn"] + one_topic
+                  "warn"]
         # Two runs with a pause: the Kafka timestamps of the first half
         # are all before split_ms, those of the second all after.
         half = len(evs) // 2
@@ -225,12 +218,12 @@ def main():
             with open(path, "w") as fp:
                 for ev in part:
                     fp.write(json.dumps(ev) + "\n")
-        p = run(["produce", "--brokers", bootstrap, halves[0]] + one_topic)
+        p = run(["produce", "--brokers", bootstrap, halves[0]])
         check(p.returncode == 0, "produce: " + p.stderr[-300:])
         time.sleep(0.3)
         split_ms = int(time.time() * 1000)
         time.sleep(0.3)
-        p = run(["produce", "--brokers", bootstrap, halves[1]] + one_topic)
+        p = run(["produce", "--brokers", bootstrap, halves[1]])
         check(p.returncode == 0, "produce: " + p.stderr[-300:])
         p = run(["score", "--group", "replay-e2e", "--idle-exit", "4s"] +
                 common, timeout=300)
@@ -277,7 +270,7 @@ def main():
                   len(dec), len(issuances)))
 
         # The same history read back from the topics decides the same.
-        kafka = ["--brokers", bootstrap, "--log-level", "warn"] + one_topic
+        kafka = ["--brokers", bootstrap, "--log-level", "warn"]
         p = run(["replay", "--policy", policy, "--decisions",
                  os.path.join(tmp, "decisions-kafka.jsonl"), "--requests",
                  reqs, "--now", "wall"] + kafka)
