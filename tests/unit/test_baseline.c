@@ -1368,6 +1368,49 @@ static void test_decode_impossible_rate(void **state) {
         assert_non_null(strstr(err, "rate weight"));
 }
 
+/* Regression: rate_spike's statistics are of active minutes, so a pause
+ * decays the weight without adding to it and it falls below 1 (half a
+ * minute after a day's pause at the one-day half-life). Decode refused
+ * such a weight as impossible, so an identity's blob stopped loading
+ * after any long pause. */
+static void test_decode_rate_after_pause(void **state) {
+        static unsigned char blob[MG_BASELINE_BLOB_MAX];
+        char err[256];
+        size_t len;
+        int64_t t = T0 + 9 * HOUR_MS;
+        int i;
+
+        (void)state;
+        /* Three events in one minute, one in the next: one completed
+         * minute of 3 (weight 1). */
+        for (i = 0; i < 3; i++)
+                use(t + i * 1000, "api://deploy", "192.0.2.10");
+        use(t + MIN_MS, "api://deploy", "192.0.2.10");
+        roundtrip(bl);
+        /* Two days later: the weight is (r + 1) * r^2879, about 0.5. */
+        use(t + 2 * DAY_MS + MIN_MS, "api://deploy", "192.0.2.10");
+        assert_int_equal(mg_baseline_encode(bl, blob, sizeof(blob), &len),
+                         MG_OK);
+        if (mg_baseline_decode(bl, blob, len, err, sizeof(err)))
+                fail_msg("blob after a pause: %s", err);
+        roundtrip(bl);
+        /* Three weeks: a weight of about 2^-21, still a mean of 2. */
+        use(t + 23 * DAY_MS, "api://deploy", "192.0.2.10");
+        roundtrip(bl);
+        /* And with a one-minute half-life, a day's pause decays the sums
+         * into the subnormal range; two days' to zero. */
+        conf.rate_half_life_ms = MIN_MS;
+        use(t + 23 * DAY_MS + MIN_MS, "api://deploy", "192.0.2.10");
+        use(t + 23 * DAY_MS + 2 * MIN_MS, "api://deploy", "192.0.2.10");
+        use(t + 23 * DAY_MS + 2 * MIN_MS + 1000, "api://deploy",
+            "192.0.2.10");
+        use(t + 23 * DAY_MS + 2 * MIN_MS + 1072 * MIN_MS, "api://deploy",
+            "192.0.2.10");
+        roundtrip(bl);
+        use(t + 26 * DAY_MS, "api://deploy", "192.0.2.10");
+        roundtrip(bl);
+}
+
 /* Baselines stored before source ASes (blob version 1) keep working: this
  * blob was written by the version 1 encoder (31 activity events from
  * 192.0.2.10, 198.51.100.7 and 2001:db8:1:2::5, then new_source and
@@ -2651,6 +2694,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_encode_decode, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_decode_impossible_rate,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_decode_rate_after_pause,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_decode_version_1, setup,
                                                 teardown),
