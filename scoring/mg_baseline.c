@@ -2058,13 +2058,23 @@ mg_err_t mg_baseline_decode(struct mg_baseline *bl, const void *buf,
                 bl->rate_w = mg_r_f64(r, "rate weight", 0, 1e12);
                 bl->rate_s1 = mg_r_f64(r, "rate sum", 0, 1e30);
                 bl->rate_s2 = mg_r_f64(r, "rate sum of squares", 0, 1e60);
-                /* The weight is 0 until a minute completes, then at least
-                 * 1 (each completion is w * r + 1); a smaller one would
-                 * make the mean overflow. */
-                if (!r->failed && (bl->rate_w == 0 ? bl->rate_s1 != 0 ||
-                                                             bl->rate_s2 != 0
-                                                   : bl->rate_w < 1))
-                        mg_r_fail(r, "rate weight %g is impossible",
+                /* The sums are 0 until a minute completes. Then they are
+                 * those of active minutes, each of at most `act` events,
+                 * so the mean s1 / w is at most act and s2 / w at most
+                 * act^2; the weight itself can be anything above 0 (a
+                 * pause decays it without adding to it). Sums too large
+                 * for their weight would make the mean overflow. The
+                 * factor 2 leaves room for the rounding of a weight
+                 * decayed into the subnormal range. */
+                if (!r->failed &&
+                    (bl->rate_w == 0
+                             ? bl->rate_s1 != 0 || bl->rate_s2 != 0
+                             : bl->rate_s1 > 2 * bl->rate_w * (double)act ||
+                                       bl->rate_s2 > 2 * bl->rate_w *
+                                                             (double)act *
+                                                             (double)act))
+                        mg_r_fail(r, "rate weight %g is impossible for its "
+                                     "sums",
                                   bl->rate_w);
                 bl->how_ref_ms = mg_r_time(r, "histogram time");
                 if (!r->failed && !bl->how_ref_ms)

@@ -7,7 +7,10 @@
  * so each input is tried twice: as it is (the checksum path), and as the
  * body of a blob with its checksum appended (the parser proper). The seed
  * corpus holds such bodies: real blobs without their last 4 bytes, of
- * version 1 (before source ASes) and version 2 (v2_* files).
+ * version 1 (before source ASes), version 2 (v2_* files, before the
+ * shared_identity peaks) and version 3 (v3_* files, written by
+ * gen_baseline_corpus.c: peaks above the active counts and at the table
+ * sizes, a rate weight below 1 after a pause).
  *
  * Checks beyond memory safety, any violation abort()s:
  *   - a failed decode says why (MG_ERR_DECODE and a non-empty message);
