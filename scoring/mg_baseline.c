@@ -30,9 +30,11 @@
  * (198.51.100.0/24)". The AS only refines a network novelty, it never
  * fires alone: an address in a known network is known whatever its AS,
  * so turning asn_file on (every identity's AS table empty) or a routing
- * change in the file fires nothing, and the signal's weight and firings
- * are those of the network table with or without AS data. Without
- * asn_file the AS table stays empty and costs one blob byte.
+ * change in the file fires nothing: firings are those of the network
+ * table with or without AS data. What the AS changes is the points: a new
+ * network in an AS the identity uses is "nearby" (like one in the same
+ * /16 or /48) and adds new_source.nearby_weight, not the full weight.
+ * Without asn_file the AS table stays empty and costs one blob byte.
  *
  * Time. Only event time exists here: no clock, no randomness. The
  * effective time of an event is max(its timestamp, the newest seen), so
@@ -1477,10 +1479,11 @@ int mg_baseline_scope_unused(const struct mg_baseline *bl,
  * A time is varint(newest_ms - t + 1), 0 for "never"; a name is u8
  * (length | 0x80 when the hash follows), the text, [u64 hash], time.
  * Structure alone cannot tell a flipped bit in a double, a hash or a time
- * from a real value; the checksum does, for 4 bytes. Version 1 is the
- * same without the source ASes; it decodes with an empty AS table (and
- * encodes again as version 2), so baselines stored before ASes existed
- * keep working.
+ * from a real value; the checksum does, for 4 bytes. Version 2 is the
+ * same without the shared_identity peaks, version 1 also without the
+ * source ASes; both decode (an empty AS table, peaks as active at the
+ * newest event) and encode again as version 3, so baselines stored by
+ * older builds keep working.
  */
 
 /* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), one table

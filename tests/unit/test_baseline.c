@@ -2578,8 +2578,11 @@ static void naive_eval(const struct mg_scoring_conf *c, int n,
         /* off_hours: shares of decayed weights, this hour of the week and
          * the two next to it, over all activity before; from two days to
          * a week of history, this hour of the day and the two next to it
-         * on every day, over 21 hours of the week. */
+         * on every day, over 21 hours of the week. At most once per clock
+         * hour: not when the previous activity was in the same hour. */
         if (first_act >= 0 && te - nv[first_act].te >= OFF_HOURS_DAY_SPAN &&
+            !(last_act >= 0 &&
+              nv[last_act].te / HOUR_MS == te / HOUR_MS) &&
             ARMED(MG_SIG_OFF_HOURS)) {
                 int b = e->how, h;
                 double total = 0, near3 = 0, wgt, share;
