@@ -510,14 +510,26 @@ static mg_err_t append_save(struct redis_store *rs, struct mg_store_rec **recs,
         return MG_OK;
 }
 
-static mg_err_t redis_save_cb(void *st, struct mg_store_rec **recs,
-                              size_t cnt, int *conflicts, char *errstr,
-                              size_t errstr_size) {
-        struct redis_store *rs = st;
-        size_t ncalls = (cnt + (size_t)rs->per_call - 1) / (size_t)rs->per_call;
+/* One pipelined round trip of script calls over recs, redis.ids_per_call
+ * identities per call: append_cb appends the call for recs[0..k), then
+ * reply_cb takes each call's reply (an array of k results). what names the
+ * operation in errors. A connection error, or a reply that is not such an
+ * array (NOSCRIPT after a Redis restart, OOM, ...), drops the connection
+ * (the next call reconnects and reloads the scripts) and is MG_ERR_REDIS:
+ * the caller retries. */
+static mg_err_t redis_calls(
+        struct redis_store *rs, struct mg_store_rec **recs, size_t cnt,
+        mg_err_t (*append_cb)(struct redis_store *rs,
+                              struct mg_store_rec **recs, size_t k, void *arg,
+                              char *errstr, size_t errstr_size),
+        void (*reply_cb)(struct mg_store_rec **recs, size_t k,
+                         const redisReply *r, void *arg),
+        void *arg, const char *what, char *errstr, size_t errstr_size) {
+        size_t per = (size_t)rs->per_call;
+        size_t ncalls = (cnt + per - 1) / per;
         redisReply **replies = NULL;
         mg_err_t err;
-        size_t c, i, sent = 0;
+        size_t c, sent = 0;
 
         if (cnt == 0)
                 return MG_OK;
@@ -528,13 +540,11 @@ static mg_err_t redis_save_cb(void *st, struct mg_store_rec **recs,
                 return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
                                   "out of memory");
         for (c = 0; c < ncalls; c++) {
-                size_t first = c * (size_t)rs->per_call;
-                size_t k = cnt - first < (size_t)rs->per_call
-                                   ? cnt - first
-                                   : (size_t)rs->per_call;
+                size_t first = c * per;
+                size_t k = cnt - first < per ? cnt - first : per;
 
-                if ((err = append_save(rs, recs + first, k, errstr,
-                                       errstr_size)))
+                if ((err = append_cb(rs, recs + first, k, arg, errstr,
+                                     errstr_size)))
                         break;
                 sent++;
         }
@@ -545,34 +555,20 @@ static mg_err_t redis_save_cb(void *st, struct mg_store_rec **recs,
         }
         for (c = 0; c < sent; c++) {
                 redisReply *r = replies[c];
-                size_t first = c * (size_t)rs->per_call;
-                size_t k = cnt - first < (size_t)rs->per_call
-                                   ? cnt - first
-                                   : (size_t)rs->per_call;
+                size_t first = c * per;
+                size_t k = cnt - first < per ? cnt - first : per;
 
                 if (r->type != REDIS_REPLY_ARRAY || r->elements != k) {
-                        /* NOSCRIPT after a Redis restart, OOM, ...: retry
-                         * on a fresh connection (which reloads the
-                         * script). */
                         if (!err)
                                 err = mg_err_set(
                                         MG_ERR_REDIS, errstr, errstr_size,
-                                        "saving %s and %zu more: %s",
+                                        "%s %s and %zu more: %s", what,
                                         recs[first]->identity, k - 1,
                                         r->type == REDIS_REPLY_ERROR
                                                 ? r->str
                                                 : "unexpected reply");
-                        freeReplyObject(r);
-                        continue;
-                }
-                for (i = 0; i < k; i++) {
-                        int saved = r->element[i]->type ==
-                                            REDIS_REPLY_INTEGER &&
-                                    r->element[i]->integer == 1;
-
-                        conflicts[first + i] = !saved;
-                        if (saved)
-                                recs[first + i]->gen++;
+                } else {
+                        reply_cb(recs + first, k, r, arg);
                 }
                 freeReplyObject(r);
         }
@@ -581,6 +577,48 @@ static mg_err_t redis_save_cb(void *st, struct mg_store_rec **recs,
 out:
         free(replies);
         return err;
+}
+
+static mg_err_t save_append_cb(struct redis_store *rs,
+                               struct mg_store_rec **recs, size_t k,
+                               void *arg, char *errstr, size_t errstr_size) {
+        return append_save(rs, recs, k, errstr, errstr_size);
+}
+
+/* Where a save's results go: conflicts[i] for recs0[i]. */
+struct save_state {
+        int *conflicts;              /* the caller's, indexed like recs0 */
+        struct mg_store_rec **recs0; /* the first record of the save */
+};
+
+/* One save call's results: 1 saved (the generation moves on), 0 stale. */
+static void save_reply_cb(struct mg_store_rec **recs, size_t k,
+                          const redisReply *r, void *arg) {
+        struct save_state *ss = arg;
+        int *conflicts = ss->conflicts + (recs - ss->recs0);
+        size_t i;
+
+        for (i = 0; i < k; i++) {
+                int saved = r->element[i]->type == REDIS_REPLY_INTEGER &&
+                            r->element[i]->integer == 1;
+
+                conflicts[i] = !saved;
+                if (saved)
+                        recs[i]->gen++;
+        }
+}
+
+static mg_err_t redis_save_cb(void *st, struct mg_store_rec **recs,
+                              size_t cnt, int *conflicts, char *errstr,
+                              size_t errstr_size) {
+        struct save_state ss = {conflicts, recs};
+        size_t i;
+
+        /* Defined for every record, even those of a call that failed. */
+        for (i = 0; i < cnt; i++)
+                conflicts[i] = 0;
+        return redis_calls(st, recs, cnt, save_append_cb, save_reply_cb, &ss,
+                           "saving", errstr, errstr_size);
 }
 
 static void redis_destroy_cb(void *st) {
@@ -1018,62 +1056,26 @@ static mg_err_t append_put(struct redis_store *rs, struct mg_store_rec **recs,
         return MG_OK;
 }
 
+static mg_err_t put_append_cb(struct redis_store *rs,
+                              struct mg_store_rec **recs, size_t k, void *arg,
+                              char *errstr, size_t errstr_size) {
+        return append_put(rs, recs, k, *(const int *)arg, errstr,
+                          errstr_size);
+}
+
+/* An import call's results: each identity's new generation. */
+static void put_reply_cb(struct mg_store_rec **recs, size_t k,
+                         const redisReply *r, void *arg) {
+        size_t i;
+
+        for (i = 0; i < k; i++)
+                recs[i]->gen = (uint64_t)reply_int(r, i);
+}
+
 mg_err_t mg_store_redis_put(struct mg_store *store, struct mg_store_rec **recs,
                             size_t cnt, int with_offsets, char *errstr,
                             size_t errstr_size) {
-        struct redis_store *rs = redis_of(store);
-        size_t per = (size_t)rs->per_call;
-        size_t ncalls = (cnt + per - 1) / per;
-        redisReply **replies = NULL;
-        mg_err_t err;
-        size_t c, i, sent = 0;
-
-        if (cnt == 0)
-                return MG_OK;
-        if ((err = redis_connect(rs, errstr, errstr_size)))
-                return err;
-        replies = calloc(ncalls, sizeof(*replies));
-        if (!replies)
-                return mg_err_set(MG_ERR_NOMEM, errstr, errstr_size,
-                                  "out of memory");
-        for (c = 0; c < ncalls; c++) {
-                size_t first = c * per;
-                size_t k = cnt - first < per ? cnt - first : per;
-
-                if ((err = append_put(rs, recs + first, k, with_offsets,
-                                      errstr, errstr_size)))
-                        break;
-                sent++;
-        }
-        /* Replies of the commands sent must be read even after an error. */
-        if (redis_replies(rs, replies, sent, errstr, errstr_size)) {
-                err = MG_ERR_REDIS;
-                goto out;
-        }
-        for (c = 0; c < sent; c++) {
-                redisReply *r = replies[c];
-                size_t first = c * per;
-                size_t k = cnt - first < per ? cnt - first : per;
-
-                if (r->type != REDIS_REPLY_ARRAY || r->elements != k) {
-                        if (!err)
-                                err = mg_err_set(
-                                        MG_ERR_REDIS, errstr, errstr_size,
-                                        "writing %s and %zu more: %s",
-                                        recs[first]->identity, k - 1,
-                                        r->type == REDIS_REPLY_ERROR
-                                                ? r->str
-                                                : "unexpected reply");
-                } else {
-                        for (i = 0; i < k; i++)
-                                recs[first + i]->gen =
-                                        (uint64_t)reply_int(r, i);
-                }
-                freeReplyObject(r);
-        }
-        if (err)
-                redis_drop(rs);
-out:
-        free(replies);
-        return err;
+        return redis_calls(redis_of(store), recs, cnt, put_append_cb,
+                           put_reply_cb, &with_offsets, "writing", errstr,
+                           errstr_size);
 }
