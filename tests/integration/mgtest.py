@@ -18,6 +18,15 @@ def check(cond, what):
     return cond
 
 
+def verdict(name):
+    """The test's exit status: 1 with the count of failed checks, else 0."""
+    if failures:
+        print("%s: %d checks failed" % (name, len(failures)))
+        return 1
+    print("%s: all checks passed" % name)
+    return 0
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

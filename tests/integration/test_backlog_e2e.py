@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from mgtest import Redis, check, failures
+from mgtest import Redis, check, verdict
 
 MINTGATE = sys.argv[1]
 N_IDS = 30
@@ -232,11 +232,7 @@ def main():
         broker.wait(timeout=30)
         redis.stop()
 
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("test_backlog_e2e: all checks passed")
-    return 0
+    return verdict("test_backlog_e2e")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 
-from mgtest import Redis, check, failures, free_port  # noqa: F401
+from mgtest import Redis, check, free_port, verdict
 
 MINTGATE = sys.argv[1]
 NOW = int(time.time() * 1000)
@@ -481,11 +481,7 @@ def main():
         broker.wait(timeout=30)
         redis.stop()
 
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("test_baseline_e2e: all checks passed")
-    return 0
+    return verdict("test_baseline_e2e")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from mgtest import check, failures
+from mgtest import check, verdict
 
 MINTGATE = sys.argv[1]
 N_EVENTS = int(os.environ.get("MG_E2E_EVENTS", "100000"))
@@ -300,11 +300,7 @@ def main():
             rc = -9
         check(rc == 0, "broker exits cleanly on SIGTERM (rc %s)" % rc)
 
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("test_ingest_e2e: all checks passed")
-    return 0
+    return verdict("test_ingest_e2e")
 
 
 if __name__ == "__main__":

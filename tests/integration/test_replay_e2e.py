@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 
-from mgtest import Redis, check, failures
+from mgtest import Redis, check, verdict
 
 MINTGATE = sys.argv[1]
 N_IDS = 40
@@ -225,8 +225,13 @@ def main():
         time.sleep(0.3)
         p = run(["produce", "--brokers", bootstrap, halves[1]])
         check(p.returncode == 0, "produce: " + p.stderr[-300:])
-        p = run(["score", "--group", "replay-e2e", "--idle-exit", "4s"] +
-                common, timeout=300)
+        # The whole history is a backlog on three topics: ingest merges the
+        # partitions by event time, but by default only to within
+        # ingest.align_window (10 min), which may reorder one identity's
+        # auth and usage events seconds apart. Exact equality with replay
+        # (which reads them in file order) needs a strict merge.
+        p = run(["score", "--group", "replay-e2e", "--idle-exit", "4s",
+                 "--set", "ingest.align_window=1ms"] + common, timeout=300)
         check(p.returncode == 0, "score: " + p.stderr[-300:])
         serve = subprocess.Popen(
             [MINTGATE, "serve", "--listen", "127.0.0.1:0", "--policy",
@@ -394,11 +399,7 @@ def main():
         broker.wait(timeout=30)
         redis.stop()
 
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("test_replay_e2e: all checks passed")
-    return 0
+    return verdict("test_replay_e2e")
 
 
 if __name__ == "__main__":

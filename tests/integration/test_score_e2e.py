@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from mgtest import Redis, check, failures, free_port  # noqa: F401
+from mgtest import Redis, check, verdict
 
 MINTGATE = sys.argv[1]
 N_IDS = 120
@@ -276,11 +276,7 @@ def main():
             redis.proc.kill()
             redis.proc.wait()
 
-    if failures:
-        print("%d checks failed" % len(failures))
-        return 1
-    print("test_score_e2e: all checks passed")
-    return 0
+    return verdict("test_score_e2e")
 
 
 if __name__ == "__main__":
