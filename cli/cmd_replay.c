@@ -362,14 +362,30 @@ static int replay_parse(int argc, char **argv, struct replay_opts *o,
                 if (r)
                         continue;
                 switch (c) {
-                case 'P': o->policy = optarg; break;
-                case 'l': o->labels = optarg; break;
-                case 'r': o->report = optarg; break;
-                case 'C': o->compare = optarg; break;
-                case 'd': o->decisions = optarg; break;
-                case 'q': o->requests = optarg; break;
-                case 'j': o->json = 1; break;
-                case 's': o->show = optarg; break;
+                case 'P':
+                        o->policy = optarg;
+                        break;
+                case 'l':
+                        o->labels = optarg;
+                        break;
+                case 'r':
+                        o->report = optarg;
+                        break;
+                case 'C':
+                        o->compare = optarg;
+                        break;
+                case 'd':
+                        o->decisions = optarg;
+                        break;
+                case 'q':
+                        o->requests = optarg;
+                        break;
+                case 'j':
+                        o->json = 1;
+                        break;
+                case 's':
+                        o->show = optarg;
+                        break;
                 case 'F':
                 case 'T':
                         b = c == 'F' ? &o->from : &o->to;
