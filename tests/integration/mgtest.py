@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 failures = []
@@ -25,6 +26,35 @@ def verdict(name):
         return 1
     print("%s: all checks passed" % name)
     return 0
+
+
+def spawn(args):
+    """Start args with its stderr read by a thread into p.lines (so a test
+    can wait for a log line without blocking on the pipe)."""
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    p.lines = []
+
+    def pump():
+        for line in p.stderr:
+            p.lines.append(line)
+    p.pump = threading.Thread(target=pump, daemon=True)
+    p.pump.start()
+    return p
+
+
+def wait_until(cond, timeout=30):
+    """True once cond() is, False after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wait_line(p, text, timeout=30):
+    """True once a line of p (from spawn()) contains text."""
+    return wait_until(lambda: any(text in l for l in p.lines), timeout)
 
 
 def free_port():

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 
-from mgtest import Redis, check, free_port, verdict
+from mgtest import Redis, check, free_port, spawn, verdict, wait_line
 
 MINTGATE = sys.argv[1]
 NOW = int(time.time() * 1000)
@@ -190,26 +190,14 @@ def main():
             check(p.returncode == 0, "produce: " + p.stderr[-300:])
 
         def start_scorer(group, *extra):
-            p = subprocess.Popen([MINTGATE, "score", "--group", group] +
-                                 common + list(extra),
-                                 stderr=subprocess.PIPE, text=True)
-            p.lines = []
-
-            def pump():
-                for line in p.stderr:
-                    p.lines.append(line)
-            p.pump = threading.Thread(target=pump, daemon=True)
-            p.pump.start()
+            p = spawn([MINTGATE, "score", "--group", group] + common +
+                      list(extra))
             scorers.append(p)
             return p
 
         def wait_assigned(p):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if any("assigned" in l for l in p.lines):
-                    return True
-                time.sleep(0.05)
-            return check(False, "scorer got partitions within 30 s")
+            return check(wait_line(p, "assigned"),
+                         "scorer got partitions within 30 s")
 
         def stop(p):
             p.send_signal(signal.SIGTERM)

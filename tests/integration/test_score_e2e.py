@@ -23,10 +23,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from mgtest import Redis, check, verdict
+from mgtest import Redis, check, spawn, verdict, wait_line
 
 MINTGATE = sys.argv[1]
 N_IDS = 120
@@ -97,7 +96,7 @@ def check_reload(tmp, redis, start_scorer, produce):
                  "      weight: 10\n")
     p = start_scorer("--config", conf, "--group", "reload")
     try:
-        check(wait_until(lambda: any("assigned" in l for l in p.lines)),
+        check(wait_line(p, "assigned"),
               "reload scorer got partitions")
         produce([signal_event("spiffe://reload/a", 1)])
         got = wait_risk(redis, "spiffe://reload/a", 10)
@@ -108,8 +107,7 @@ def check_reload(tmp, redis, start_scorer, produce):
                      "      weight: 50\nworker:\n"
                      "  cache_identities: 5000\n")
         p.send_signal(signal.SIGHUP)
-        check(wait_until(lambda: any("configuration reloaded" in l
-                                     for l in p.lines)),
+        check(wait_line(p, "configuration reloaded"),
               "scorer logs the reload")
         check(any("scoring.signals.secret_exposed.weight changed" in l
                   for l in p.lines), "the changed weight is named")
@@ -127,7 +125,7 @@ def check_reload(tmp, redis, start_scorer, produce):
         with open(conf, "w") as fp:
             fp.write("scoring:\n  signals: [broken\n")
         p.send_signal(signal.SIGHUP)
-        check(wait_until(lambda: any("reload failed" in l for l in p.lines)),
+        check(wait_line(p, "reload failed"),
               "a broken file is reported")
         produce([signal_event("spiffe://reload/c", 1)])
         got = wait_risk(redis, "spiffe://reload/c", 50)
@@ -139,15 +137,6 @@ def check_reload(tmp, redis, start_scorer, produce):
         p.wait(timeout=60)
     check(p.returncode == 0, "reload scorer exits 0 on SIGTERM")
     return None
-
-
-def wait_until(cond, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def main():
@@ -174,25 +163,12 @@ def main():
             truth[ev["identity"]][ev["type"]] += 1
 
         def start_scorer(*extra):
-            p = subprocess.Popen([MINTGATE, "score", "--group", "e2e"] +
-                                 common + list(extra),
-                                 stderr=subprocess.PIPE, text=True)
-            p.lines = []
-
-            def pump():
-                for line in p.stderr:
-                    p.lines.append(line)
-            p.pump = threading.Thread(target=pump, daemon=True)
-            p.pump.start()
-            return p
+            return spawn([MINTGATE, "score", "--group", "e2e"] + common +
+                         list(extra))
 
         def wait_assigned(p):
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if any("assigned" in l for l in p.lines):
-                    return True
-                time.sleep(0.05)
-            return check(False, "scorer got partitions within 60 s")
+            return check(wait_line(p, "assigned", 60),
+                         "scorer got partitions within 60 s")
 
         def produce(chunk):
             path = os.path.join(tmp, "chunk.jsonl")
