@@ -294,11 +294,15 @@ static void run_freshness(const char *mintgate, int serve_port,
         }
         bp = bench_producer_new(mg_broker_bootstrap(broker), "0");
         fd = -1;
-        /* Wait for the scorer: its first baseline appears in Redis. */
+        /* Wait for the scorer: its first baseline appears in Redis. The
+         * warm-up is a signal, on the probes' topic, so the producer knows
+         * that topic's partitions before the first probe (an issuer's
+         * producer in its steady state does; learning them costs the first
+         * message of a cold producer most of a second). */
         snprintf(line, sizeof(line),
-                 "{\"type\":\"usage\",\"event_id\":\"w\",\"ts\":%" PRId64
-                 ",\"identity\":\"warm-up\",\"resource\":\"api://x\","
-                 "\"action\":\"GET /\"}",
+                 "{\"type\":\"signal\",\"event_id\":\"w\",\"ts\":%" PRId64
+                 ",\"identity\":\"warm-up\",\"kind\":\"release\","
+                 "\"source\":\"bench\"}",
                  mg_time_now_ms());
         if (mg_event_from_json(&ev, line, strlen(line), mg_time_now_ms(),
                                errstr, sizeof(errstr)))
