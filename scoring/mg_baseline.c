@@ -699,20 +699,30 @@ static int mg_bl_names_active(const struct mg_bl_name *names, int cnt,
         return n;
 }
 
+/* How many networks, clients and user agents (indexes MG_BL_SHARED_*) are
+ * active within the shared_identity window at te. */
+static void mg_bl_shared_active(const struct mg_baseline *bl, int64_t te,
+                                int active[3]) {
+        int i, nets = 0;
+
+        for (i = 0; i < bl->net_cnt; i++)
+                nets += te - bl->nets[i].last_ms < MG_SHARED_WINDOW_MS;
+        active[MG_BL_SHARED_NETS] = nets;
+        active[MG_BL_SHARED_CLIENTS] =
+                mg_bl_names_active(bl->clients, bl->client_cnt, te);
+        active[MG_BL_SHARED_AGENTS] =
+                mg_bl_names_active(bl->agents, bl->agent_cnt, te);
+}
+
 /* The shared_identity peaks of a baseline that did not keep them (blob
  * versions 1 and 2): what is active at its newest event, so an upgrade
  * does not make every busy identity's next value a new high. */
 static void mg_bl_shared_peaks_now(struct mg_baseline *bl) {
-        int i, nets = 0;
+        int active[3], i;
 
-        for (i = 0; i < bl->net_cnt; i++)
-                nets += bl->newest_ms - bl->nets[i].last_ms <
-                        MG_SHARED_WINDOW_MS;
-        bl->shared_peak[MG_BL_SHARED_NETS] = (uint8_t)nets;
-        bl->shared_peak[MG_BL_SHARED_CLIENTS] = (uint8_t)mg_bl_names_active(
-                bl->clients, bl->client_cnt, bl->newest_ms);
-        bl->shared_peak[MG_BL_SHARED_AGENTS] = (uint8_t)mg_bl_names_active(
-                bl->agents, bl->agent_cnt, bl->newest_ms);
+        mg_bl_shared_active(bl, bl->newest_ms, active);
+        for (i = 0; i < 3; i++)
+                bl->shared_peak[i] = (uint8_t)active[i];
 }
 
 /* Touch value in a name table at te; sets *was_active to whether it was
@@ -2370,6 +2380,26 @@ char *mg_baseline_to_json(const struct mg_baseline *bl,
                          json_boolean(mg_bl_scope_is_unused(sc, conf,
                                                             now_ms)),
                          &ok);
+        }
+        /* shared_identity's view: what is active within a day now, and
+         * the most ever active at once (it fires only past both the
+         * threshold and that peak). */
+        {
+                static const char *const keys[3] = {"networks", "clients",
+                                                    "user_agents"};
+                int act[3];
+
+                mg_bl_shared_active(bl, now_ms, act);
+                mg_j_set(root, "sharing", o = json_object(), &ok);
+                for (i = 0; o && i < 3; i++) {
+                        mg_j_set(o, keys[i], item = json_object(), &ok);
+                        if (!item)
+                                break;
+                        mg_j_set(item, "active_24h", json_integer(act[i]),
+                                 &ok);
+                        mg_j_set(item, "peak",
+                                 json_integer(bl->shared_peak[i]), &ok);
+                }
         }
         mg_j_set(root, "recent_tokens", json_integer(bl->token_cnt), &ok);
         mg_j_set(root, "recent_auth_failures", json_integer(bl->fail_cnt),

@@ -2053,6 +2053,56 @@ static void test_blob_size_typical(void **state) {
         assert_true(len <= 1536);
 }
 
+/* The sharing section: networks, clients and user agents active within a
+ * day, and the peak shared_identity measures against, which outlives
+ * them. */
+static int sharing_get(const char *table, const char *field, int64_t now) {
+        char *text = mg_baseline_to_json(bl, &conf, now);
+        json_t *root = text ? json_loads(text, 0, NULL) : NULL;
+        json_t *v = json_object_get(
+                json_object_get(json_object_get(root, "sharing"), table),
+                field);
+        int n;
+
+        if (!json_is_integer(v))
+                fail_msg("sharing.%s.%s missing: %s", table, field,
+                         text ? text : "(null)");
+        n = (int)json_integer_value(v);
+        json_decref(root);
+        free(text);
+        return n;
+}
+
+static void test_to_json_sharing(void **state) {
+        static const char *const ips[] = {"192.0.2.1", "198.51.100.1",
+                                          "203.0.113.1"};
+        int64_t t = T0 + 9 * HOUR_MS;
+        int i;
+
+        (void)state;
+        for (i = 0; i < 3; i++)
+                apply(&(struct spec){.type = MG_EVENT_AUTH,
+                                     .ts = t + i * MIN_MS,
+                                     .client = i ? "client-b" : "client-a",
+                                     .ip = ips[i], .ua = "agent/1"});
+        t += HOUR_MS;
+        assert_int_equal(sharing_get("networks", "active_24h", t), 3);
+        assert_int_equal(sharing_get("networks", "peak", t), 3);
+        assert_int_equal(sharing_get("clients", "active_24h", t), 2);
+        assert_int_equal(sharing_get("clients", "peak", t), 2);
+        assert_int_equal(sharing_get("user_agents", "active_24h", t), 1);
+        assert_int_equal(sharing_get("user_agents", "peak", t), 1);
+        /* Two days on one network: the others age out, the peaks stay. */
+        t += 2 * DAY_MS;
+        apply(&(struct spec){.type = MG_EVENT_AUTH, .ts = t,
+                             .client = "client-a", .ip = ips[0],
+                             .ua = "agent/1"});
+        assert_int_equal(sharing_get("networks", "active_24h", t), 1);
+        assert_int_equal(sharing_get("networks", "peak", t), 3);
+        assert_int_equal(sharing_get("clients", "active_24h", t), 1);
+        assert_int_equal(sharing_get("clients", "peak", t), 2);
+}
+
 static void test_to_json(void **state) {
         json_error_t jerr;
         json_t *root, *v, *scopes;
@@ -3365,6 +3415,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_blob_size_typical, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_to_json, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_to_json_sharing, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_reference_model, setup,
                                                 teardown),
