@@ -625,8 +625,7 @@ static int mg_conf_is_prefix(const struct mg_conf *conf, const char *key) {
         return 0;
 }
 
-/* Levenshtein distance, giving up (returning 3) past 2 or on long keys. */
-static int mg_conf_distance(const char *a, const char *b) {
+int mg_conf_distance(const char *a, const char *b) {
         size_t la = strlen(a), lb = strlen(b), i, j;
         int row[MG_CONF_KEY_MAX + 1], diag, up, best;
 

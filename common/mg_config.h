@@ -95,6 +95,10 @@ size_t mg_conf_diff(const struct mg_conf *a, const struct mg_conf *b,
 void mg_conf_print_reference(const struct mg_conf *conf, FILE *fp,
                              int markdown);
 
+/* Levenshtein distance between two keys, for "did you mean": exact up to
+ * 2; 3 for anything farther, or for keys over 256 bytes. */
+int mg_conf_distance(const char *a, const char *b);
+
 /* Parse a duration ("250ms", "5s", "2m", "1h", "7d", bare = ms). */
 mg_err_t mg_conf_parse_ms(const char *s, int64_t *msp);
 

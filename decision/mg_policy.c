@@ -40,6 +40,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "mg_config.h"
+
 /* Caps on what one file may hold. Real policies have tens of paths with a
  * handful of scopes each; the caps only stop a runaway or hostile file
  * from making the loader (and every decision's scan) arbitrarily slow. */
@@ -759,37 +761,6 @@ static mg_err_t mg_policy_scalar(struct mg_policy_load *ld,
                              where, expected, mg_policy_kind(val));
 }
 
-/* Levenshtein distance, giving up (returning 3) past 2. */
-static int mg_policy_distance(const char *a, const char *b) {
-        size_t la = strlen(a), lb = strlen(b), i, j;
-        int row[MG_POLICY_KEY_MAX + 1], diag, up, best;
-
-        if (la > MG_POLICY_KEY_MAX || lb > MG_POLICY_KEY_MAX ||
-            (la > lb ? la - lb : lb - la) > 2)
-                return 3;
-        for (j = 0; j <= lb; j++)
-                row[j] = (int)j;
-        for (i = 1; i <= la; i++) {
-                diag = row[0];
-                row[0] = (int)i;
-                best = row[0];
-                for (j = 1; j <= lb; j++) {
-                        up = row[j];
-                        row[j] = diag + (a[i - 1] != b[j - 1]);
-                        if (up + 1 < row[j])
-                                row[j] = up + 1;
-                        if (row[j - 1] + 1 < row[j])
-                                row[j] = row[j - 1] + 1;
-                        diag = up;
-                        if (row[j] < best)
-                                best = row[j];
-                }
-                if (best > 2)
-                        return 3;
-        }
-        return row[lb];
-}
-
 /* "unknown key 'x'" with "; did you mean 'y'?" when one of names (cnt,
  * stride bytes apart, starting at first) is close. */
 static void mg_policy_unknown(char *buf, size_t size, const char *key,
@@ -807,7 +778,7 @@ static void mg_policy_unknown(char *buf, size_t size, const char *key,
                 for (i = 0; i < cnt; i++) {
                         name = *(const char *const *)((const char *)names +
                                                       i * stride);
-                        d = mg_policy_distance(k, name);
+                        d = mg_conf_distance(k, name);
                         if (d < best_d) {
                                 best_d = d;
                                 best = name;
